@@ -14,4 +14,5 @@ export interface NativeError extends Error {
 export interface WeftNative {
   // --- netns (csrc/netns.cc) ---
   // --- bpf (csrc/bpf.cc) ---
+  // --- fs (csrc/fs.cc): file locks etc. ---
 }
