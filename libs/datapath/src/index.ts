@@ -1,4 +1,17 @@
 export {
+  Datapath,
+  DatapathError,
+  DEFAULT_PIN_ROOT,
+  DEFAULT_STATE_DIR,
+  type DatapathOptions,
+  type EndpointRecord,
+  type EndpointSpec,
+  type PolicyCounter,
+} from './datapath';
+export { DatapathEvents, toDatapathEvent, type DatapathEvent, type DropReason } from './events';
+export { findBpfObjectDir, INSTALLED_OBJECT_DIR } from './object-dir';
+export { compilePolicy, portBlocks, PolicyError, type CompiledPolicyEntry } from './policy-compile';
+export {
   FIRST_LOCAL_IDENTITY,
   IPPROTO,
   RESERVED_IDENTITY,

@@ -1,0 +1,130 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { privileged, requireCommands } from '@weft/testkit';
+
+/** One line of the suite's JSON-lines output. */
+interface CaseRecord {
+  suite: string;
+  case: string;
+  status: 'pass' | 'fail' | 'skip';
+  reason?: string;
+}
+
+interface SuiteRun {
+  exitCode: number;
+  records: CaseRecord[];
+  output: string;
+}
+
+const repo = join(__dirname, '..');
+// A whole run.sh (build included) per test; weft's suites are the slow ones.
+const SUITE_TIMEOUT_MS = 300_000;
+const scratch = mkdtempSync(join(tmpdir(), 'wk-conformance-test-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Runs `bash conformance/run.sh` (what `npm run conformance` runs) with extra env. */
+function runSuite(name: string, env: Record<string, string>): SuiteRun {
+  const out = join(scratch, `${name}.jsonl`);
+  const run = spawnSync('bash', ['conformance/run.sh'], {
+    cwd: repo,
+    env: { ...process.env, ...env, WEFT_CONFORMANCE_OUT: out },
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const records = readFileSync(out, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim())
+    .map((line) => JSON.parse(line) as CaseRecord);
+  // The summary table is the last part of stdout: show it in the test log.
+  console.log(run.stdout.slice(run.stdout.lastIndexOf('\nsuite ')));
+  return { exitCode: run.status ?? -1, records, output: run.stdout + run.stderr };
+}
+
+function count(records: CaseRecord[], suitePrefix: string, status: CaseRecord['status']): number {
+  return records.filter((r) => r.suite.startsWith(suitePrefix) && r.status === status).length;
+}
+
+/** weft-cni answers VERSION; whether its ADD works is for the suite to find out. */
+function weftAnswersVersion(): string | undefined {
+  const plugin = join(process.env.CNI_PATH?.split(':')[0] ?? join(repo, 'dist/bin'), 'weft-cni');
+  const r = spawnSync(plugin, [], {
+    env: { ...process.env, CNI_COMMAND: 'VERSION' },
+    input: '',
+    encoding: 'utf8',
+  });
+  try {
+    if ((JSON.parse(r.stdout) as { supportedVersions?: string[] }).supportedVersions?.length)
+      return undefined;
+  } catch {
+    /* fall through */
+  }
+  return `${plugin} does not answer VERSION (${(r.stdout || r.stderr || String(r.error)).slice(0, 200)})`;
+}
+
+describe('CNI conformance suite (conformance/run.sh)', () => {
+  it(
+    'passes against the reference plugins, which proves the harnesses',
+    (ctx) => {
+      privileged(ctx);
+      requireCommands(ctx, 'go', 'jq', 'ip', 'iptables-save', '/usr/lib/cni/bridge');
+      const run = runSuite('reference', { WEFT_CONFORMANCE_GROUPS: 'reference' });
+
+      const failures = run.records.filter((r) => r.status === 'fail');
+      expect(failures, JSON.stringify(failures.slice(0, 5), null, 1)).toEqual([]);
+      expect(run.exitCode).toBe(0);
+      // Every suite ran real cases (not just skips): libcni over four versions and the
+      // chained meta plugins, the 1.1.0 negotiation and error cases, cnitool, podman.
+      expect(count(run.records, 'libcni/bridge+host-local', 'pass')).toBeGreaterThanOrEqual(40);
+      expect(count(run.records, 'libcni/ptp+host-local', 'pass')).toBeGreaterThanOrEqual(40);
+      expect(count(run.records, 'libcni/bridge+host-local/chained', 'pass')).toBe(10);
+      expect(count(run.records, 'spec-1.1.0/', 'pass')).toBeGreaterThanOrEqual(12);
+      expect(count(run.records, 'cnitool/', 'pass')).toBe(24);
+      const podman = run.records.filter((r) => r.suite.startsWith('podman/'));
+      if (podman.every((r) => r.status === 'skip')) console.log(`SKIPPED podman: ${podman[0]?.reason}`);
+      else expect(count(run.records, 'podman/', 'pass')).toBe(4);
+      // Skips always carry a reason.
+      expect(run.records.filter((r) => r.status === 'skip' && !r.reason)).toEqual([]);
+    },
+    SUITE_TIMEOUT_MS,
+  );
+
+  it(
+    'fails against a deliberately broken plugin (WEFT_CONFORMANCE_SELFTEST_BROKEN=1)',
+    (ctx) => {
+      privileged(ctx);
+      requireCommands(ctx, 'go', 'jq', '/usr/lib/cni/bridge');
+      const run = runSuite('broken', { WEFT_CONFORMANCE_SELFTEST_BROKEN: '1' });
+
+      expect(run.exitCode).not.toBe(0);
+      expect(count(run.records, 'libcni/broken-bridge', 'fail')).toBeGreaterThan(30);
+      expect(
+        run.records.some((r) => r.status === 'fail' && r.reason?.includes('result has no interfaces')),
+      ).toBe(true);
+      expect(run.output).toContain('FAILED (');
+    },
+    SUITE_TIMEOUT_MS,
+  );
+
+  it(
+    'weft passes the suite',
+    (ctx) => {
+      privileged(ctx);
+      requireCommands(ctx, 'go', 'jq');
+      const notReady = weftAnswersVersion();
+      if (notReady) {
+        console.log(`SKIPPED: ${notReady}`);
+        ctx.skip(notReady);
+      }
+      const run = runSuite('weft', { WEFT_CONFORMANCE_GROUPS: 'weft' });
+
+      const failures = run.records.filter((r) => r.status === 'fail');
+      expect(failures.map((f) => `${f.suite} ${f.case}: ${f.reason}`)).toEqual([]);
+      expect(count(run.records, 'libcni/weft', 'pass')).toBeGreaterThanOrEqual(80);
+      expect(run.exitCode).toBe(0);
+    },
+    SUITE_TIMEOUT_MS,
+  );
+});

@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import { compilePolicy, portBlocks, PolicyError, toPolicyKey } from './policy-compile';
+import { IPPROTO, type PolicyEntry } from './policy-types';
+
+const entry = (p: Partial<PolicyEntry>): PolicyEntry => ({
+  identity: 0,
+  protocol: IPPROTO.TCP,
+  portLow: 0,
+  portHigh: 0,
+  direction: 'ingress',
+  verdict: 'allow',
+  ...p,
+});
+
+describe('portBlocks', () => {
+  it('covers a range exactly with aligned blocks', () => {
+    for (const [lo, hi] of [
+      [80, 80],
+      [1, 65535],
+      [1000, 2000],
+      [0, 65535],
+      [65535, 65535],
+      [8080, 8089],
+    ] as const) {
+      const blocks = portBlocks(lo, hi);
+      const covered: number[] = [];
+      for (const b of blocks) {
+        const size = 2 ** (16 - b.bits);
+        expect(b.base % size, `block ${b.base}/${b.bits} aligned`).toBe(0);
+        for (let p = b.base; p < b.base + size; p++) covered.push(p);
+      }
+      expect(covered.length).toBe(hi - lo + 1);
+      expect(covered[0]).toBe(lo);
+      expect(covered.at(-1)).toBe(hi);
+      expect(blocks.length).toBeLessThanOrEqual(30);
+    }
+    expect(portBlocks(1, 65535)).toHaveLength(16);
+  });
+});
+
+describe('compilePolicy', () => {
+  it('stores nothing for a direction no policy selects', () => {
+    expect(
+      compilePolicy({
+        ingressEnforced: false,
+        egressEnforced: false,
+        entries: [entry({ portLow: 80, portHigh: 80 })],
+      }),
+    ).toEqual([]);
+  });
+
+  it('makes prefixes: exact port, any port, any protocol', () => {
+    const out = compilePolicy({
+      ingressEnforced: true,
+      egressEnforced: true,
+      entries: [
+        entry({ identity: 300, portLow: 80, portHigh: 80 }),
+        entry({ identity: 301, protocol: IPPROTO.UDP }),
+        entry({ identity: 302, protocol: IPPROTO.ANY, direction: 'egress' }),
+      ],
+    });
+    expect(out.map((e) => toPolicyKey(9, e).prefixlen)).toEqual([96, 80, 72]);
+    expect(toPolicyKey(9, out[0]!)).toMatchObject({
+      endpoint_id: 9,
+      identity: 300,
+      protocol: 6,
+      dport_be16: 80,
+      direction: 0,
+    });
+    expect(toPolicyKey(9, out[2]!)).toMatchObject({ direction: 1, protocol: 0 });
+  });
+
+  it('expands a port without a protocol to TCP, UDP and SCTP', () => {
+    const out = compilePolicy({
+      ingressEnforced: true,
+      egressEnforced: false,
+      entries: [entry({ protocol: 0, portLow: 53, portHigh: 53 })],
+    });
+    expect(out.map((e) => e.protocol).sort((a, b) => a! - b!)).toEqual([6, 17, 132]);
+  });
+
+  it('lets deny win over an allow it covers, at the same identity', () => {
+    const out = compilePolicy({
+      ingressEnforced: true,
+      egressEnforced: false,
+      entries: [
+        entry({ identity: 300, portLow: 80, portHigh: 80 }),
+        entry({ identity: 300, portLow: 0, portHigh: 1023, verdict: 'deny' }),
+        entry({ identity: 301, portLow: 80, portHigh: 80 }),
+        entry({ identity: 302, portLow: 80, portHigh: 80 }),
+        entry({ identity: 302, protocol: 0, verdict: 'deny' }),
+      ],
+    });
+    const port80 = out.filter((e) => e.port?.bits === 16 && e.port.base === 80);
+    expect(Object.fromEntries(port80.map((e) => [e.identity, e.verdict]))).toEqual({
+      300: 'deny',
+      301: 'allow',
+      302: 'deny',
+    });
+  });
+
+  it('rejects malformed entries', () => {
+    for (const bad of [
+      entry({ portLow: 90, portHigh: 80 }),
+      entry({ portHigh: 70000 }),
+      entry({ identity: -1 }),
+      entry({ protocol: 300 }),
+    ]) {
+      expect(() => compilePolicy({ ingressEnforced: true, egressEnforced: true, entries: [bad] })).toThrow(
+        PolicyError,
+      );
+    }
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * Turns an EndpointPolicy into weft_policy LPM-trie entries (see bpf/lib/policy.h):
+ * - a port range becomes its aligned power-of-two blocks, each a prefix of the 16-bit port;
+ * - "any port" stops the prefix before the port, "any protocol" before the protocol;
+ * - "deny wins": an allow block covered by a deny of the same peer identity is written as deny
+ *   (a deny block inside an allow block is the longer prefix and wins the lookup by itself).
+ */
+import { WEFT_DIRECTION, WEFT_POLICY_EXACT_BITS, WEFT_VERDICT, type PolicyKey } from '@weft/bpf';
+import { IPPROTO, type EndpointPolicy, type PolicyEntry, type TrafficDirection } from './policy-types';
+
+export class PolicyError extends Error {
+  readonly code = 'EINVAL_POLICY';
+  constructor(message: string) {
+    super(message);
+    this.name = 'PolicyError';
+  }
+}
+
+/** One trie entry: protocol null = any protocol, port null = any port. */
+export interface CompiledPolicyEntry {
+  direction: TrafficDirection;
+  identity: number;
+  protocol: number | null;
+  port: { base: number; bits: number } | null;
+  verdict: 'allow' | 'deny';
+}
+
+const PORT_PROTOCOLS = [IPPROTO.TCP, IPPROTO.UDP, IPPROTO.SCTP];
+
+/** The aligned blocks covering [low, high]: at most 30 for a 16-bit range. */
+export function portBlocks(low: number, high: number): { base: number; bits: number }[] {
+  const blocks: { base: number; bits: number }[] = [];
+  let base = low;
+  while (base <= high) {
+    // The largest block that starts at `base` (alignment) and fits below `high`.
+    let size = base === 0 ? 65536 : base & -base;
+    while (base + size - 1 > high) size >>= 1;
+    blocks.push({ base, bits: 16 - Math.log2(size) });
+    base += size;
+  }
+  return blocks;
+}
+
+function validate(e: PolicyEntry): void {
+  const u32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+  const u16 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffff;
+  if (!u32(e.identity)) throw new PolicyError(`bad identity ${e.identity}`);
+  if (!Number.isInteger(e.protocol) || e.protocol < 0 || e.protocol > 255)
+    throw new PolicyError(`bad protocol ${e.protocol}`);
+  if (!u16(e.portLow) || !u16(e.portHigh) || e.portLow > e.portHigh)
+    throw new PolicyError(`bad port range ${e.portLow}-${e.portHigh}`);
+  if (e.direction !== 'ingress' && e.direction !== 'egress')
+    throw new PolicyError(`bad direction ${String(e.direction)}`);
+  if (e.verdict !== 'allow' && e.verdict !== 'deny')
+    throw new PolicyError(`bad verdict ${String(e.verdict)}`);
+}
+
+function expand(e: PolicyEntry): CompiledPolicyEntry[] {
+  validate(e);
+  const anyPort = (e.portLow === 0 && e.portHigh === 0) || (e.portLow === 0 && e.portHigh === 0xffff);
+  // A port without a protocol means that port on every protocol that has ports.
+  const protocols: (number | null)[] =
+    e.protocol !== IPPROTO.ANY ? [e.protocol] : anyPort ? [null] : PORT_PROTOCOLS;
+  const ports = anyPort ? [null] : portBlocks(e.portLow, e.portHigh);
+  return protocols.flatMap((protocol) =>
+    ports.map((port) => ({
+      direction: e.direction,
+      identity: e.identity,
+      protocol,
+      port,
+      verdict: e.verdict,
+    })),
+  );
+}
+
+function covers(outer: CompiledPolicyEntry, inner: CompiledPolicyEntry): boolean {
+  if (outer.direction !== inner.direction || outer.identity !== inner.identity) return false;
+  if (outer.protocol === null) return true;
+  if (outer.protocol !== inner.protocol) return false;
+  if (outer.port === null) return true;
+  if (inner.port === null || inner.port.bits < outer.port.bits) return false;
+  const shift = 16 - outer.port.bits;
+  return inner.port.base >> shift === outer.port.base >> shift;
+}
+
+export function keyId(e: CompiledPolicyEntry): string {
+  return `${e.direction}/${e.identity}/${e.protocol ?? '*'}/${e.port ? `${e.port.base}:${e.port.bits}` : '*'}`;
+}
+
+/** The trie entries for a policy, deduplicated, deny resolved. Unenforced directions get none. */
+export function compilePolicy(policy: EndpointPolicy): CompiledPolicyEntry[] {
+  const byKey = new Map<string, CompiledPolicyEntry>();
+  for (const entry of policy.entries) {
+    if (entry.direction === 'ingress' ? !policy.ingressEnforced : !policy.egressEnforced) continue;
+    for (const c of expand(entry)) {
+      const prior = byKey.get(keyId(c));
+      if (!prior || c.verdict === 'deny') byKey.set(keyId(c), c);
+    }
+  }
+  const all = [...byKey.values()];
+  const denies = all.filter((c) => c.verdict === 'deny');
+  return all.map((c) =>
+    c.verdict === 'allow' && denies.some((d) => covers(d, c)) ? { ...c, verdict: 'deny' } : c,
+  );
+}
+
+export function toPolicyKey(endpointId: number, e: CompiledPolicyEntry): PolicyKey {
+  return {
+    prefixlen: WEFT_POLICY_EXACT_BITS + (e.protocol === null ? 0 : 8 + (e.port?.bits ?? 0)),
+    endpoint_id: endpointId,
+    identity: e.identity,
+    direction: e.direction === 'ingress' ? WEFT_DIRECTION.WEFT_DIR_INGRESS : WEFT_DIRECTION.WEFT_DIR_EGRESS,
+    protocol: e.protocol ?? 0,
+    dport_be16: e.port?.base ?? 0,
+  };
+}
+
+export function fromPolicyKey(k: PolicyKey, verdict: number): CompiledPolicyEntry & { endpointId: number } {
+  const bits = k.prefixlen - WEFT_POLICY_EXACT_BITS;
+  return {
+    endpointId: k.endpoint_id,
+    direction: k.direction === WEFT_DIRECTION.WEFT_DIR_INGRESS ? 'ingress' : 'egress',
+    identity: k.identity,
+    protocol: bits >= 8 ? k.protocol : null,
+    port: bits > 8 ? { base: k.dport_be16, bits: bits - 8 } : null,
+    verdict: verdict === WEFT_VERDICT.WEFT_VERDICT_DENY ? 'deny' : 'allow',
+  };
+}

@@ -1,0 +1,1084 @@
+import type { EndpointPolicy, IpcacheEntry, PolicyEntry } from '@weft/datapath';
+import {
+  compilePolicy,
+  protocolNumber,
+  type CompiledPart,
+  type CompiledPolicy,
+  type CompiledRule,
+  type PolicyWarning,
+} from './compile';
+import { PolicyValidationError } from './errors';
+import { IdentityAllocator, RESERVED_IDENTITY, RESERVED_LABELS, type PersistedIdentity } from './identity';
+import {
+  cidrContainsCidr,
+  cidrContainsIp,
+  formatCidr,
+  formatIp,
+  hostCidr,
+  parseCidr,
+  parseIp,
+  type Cidr,
+  type IpAddress,
+} from './ip';
+import { cidrLabel, podIdentityLabels, reservedLabel, type LabelMap } from './labels';
+import { podKey, type AnyPolicy, type Namespace, type Pod } from './model';
+import { LabelIndex, type Selector } from './selector';
+import { traceFlow, type TraceResult, type TraceView } from './trace';
+
+/** What one change did: the endpoints whose policy changed and the ipcache edits. */
+export interface PolicyDelta {
+  /** New or changed endpoint policies by `namespace/name` (shared, treat as read-only). */
+  endpoints: Map<string, EndpointPolicy>;
+  /** Endpoints that are gone. */
+  removedEndpoints: string[];
+  /** New endpoints and endpoints whose own identity changed (for the endpoints map). */
+  endpointIdentities: Map<string, number>;
+  ipcache: { upserted: IpcacheEntry[]; removed: string[] };
+  identities: { added: number[]; removed: number[] };
+}
+
+export interface PolicyEngineOptions {
+  /** Only pods on this node are endpoints (all pods still get identities and ipcache entries). */
+  nodeName?: string;
+  /** Identities persisted by a previous run (`identitySnapshot()`), so numbers stay stable. */
+  identities?: Iterable<PersistedIdentity>;
+}
+
+/** Mutations without recomputation, for `transaction`. */
+export interface PolicyWriter {
+  upsertNamespace(ns: Namespace): void;
+  deleteNamespace(name: string): void;
+  upsertPod(pod: Pod): void;
+  deletePod(namespace: string, name: string): void;
+  upsertPolicy(policy: AnyPolicy): void;
+  deletePolicy(key: string): void;
+}
+
+export interface PolicyStatus {
+  key: string;
+  kind: AnyPolicy['kind'];
+  namespace?: string;
+  /** Endpoints (local pods) the policy selects. */
+  selectedEndpoints: number;
+  /** Things accepted but not enforced (L7 rules, toFQDNs). */
+  warnings: PolicyWarning[];
+}
+
+export interface EndpointStatus {
+  key: string;
+  identity: number;
+  labels: string[];
+  policy: EndpointPolicy;
+  /** Policies selecting the endpoint. */
+  policies: string[];
+  /** An L7 rule applies to this endpoint and only its L4 part is enforced. */
+  l7NotEnforced: boolean;
+}
+
+interface PodRecord {
+  pod: Pod;
+  key: string;
+  addrs: IpAddress[];
+  identity: number;
+  endpoint: boolean;
+  portsKey: string;
+}
+
+interface IdentityRecord {
+  id: number;
+  labels: LabelMap;
+  pods: Set<string>;
+  /** `${protocol}/${name}` → port → number of pods of this identity declaring it. */
+  namedPorts: Map<string, Map<number, number>>;
+}
+
+interface SelectorEntry {
+  selector: Selector;
+  matches: Set<number>;
+  refs: number;
+  fresh: boolean;
+  subjectOf: Set<CompiledPart>;
+  peerOf: Set<CompiledPart>;
+}
+
+interface PrefixRecord {
+  cidr: Cidr;
+  refs: number;
+  podRefs: number;
+  /** CIDR identity of addresses outside the cluster in this prefix (not for /0: that is world). */
+  identity?: number;
+}
+
+interface Computed {
+  policy: EndpointPolicy;
+  /** The container ports named ingress ports were resolved against. */
+  ownPorts: Pod['ports'];
+  l7: boolean;
+}
+
+const EMPTY_PARTS: ReadonlySet<CompiledPart> = new Set();
+const WORLD_PREFIXES = ['0.0.0.0/0', '::/0'];
+
+function portsKeyOf(pod: Pod): string {
+  return pod.ports
+    .map((p) => `${p.name ?? ''}/${p.protocol}/${p.containerPort}`)
+    .sort()
+    .join(',');
+}
+
+/**
+ * The policy repository: namespaces, pods and policies in; per-endpoint datapath policy and the
+ * ipcache out, recomputed incrementally. Every mutation returns the delta it caused; `transaction`
+ * batches mutations into one recomputation (what a bulk load or a resync should use).
+ */
+export class PolicyEngine {
+  private readonly nodeName: string | undefined;
+  private readonly allocator: IdentityAllocator;
+
+  // desired state
+  private readonly namespaces = new Map<string, Namespace>();
+  private readonly pods = new Map<string, PodRecord>();
+  private readonly podsByNamespace = new Map<string, Set<string>>();
+  private readonly policies = new Map<string, CompiledPolicy>();
+
+  // derived state
+  private readonly universe = new Map<number, IdentityRecord>();
+  private readonly index = new LabelIndex();
+  private readonly selectors = new Map<string, SelectorEntry>();
+  private readonly partsByIdentity = new Map<number, Set<CompiledPart>>();
+  private readonly namedEgressParts = new Set<CompiledPart>();
+  private readonly namedPortIdentities = new Map<string, Set<number>>();
+  private readonly prefixes = new Map<string, PrefixRecord>();
+  private readonly ipOwner = new Map<string, string>();
+  private readonly ipcacheTable = new Map<string, number>();
+  private readonly policyCache = new Map<
+    number,
+    { needsOwnPorts: boolean; partsKey: string; byPorts: Map<string, Computed> }
+  >();
+  private readonly endpointResults = new Map<string, Computed>();
+
+  // pending work (cleared by flush)
+  private readonly pendingPolicies = new Map<string, CompiledPolicy | null>();
+  private freshSelectors: SelectorEntry[] = [];
+  private readonly dirtyPods = new Set<string>();
+  private readonly changedPrefixes = new Set<string>();
+  private readonly podRelevanceChanged = new Set<string>();
+  private readonly universeBefore = new Map<number, LabelMap | undefined>();
+  private readonly touchedCidrs = new Set<string>(WORLD_PREFIXES);
+  private readonly namedPortsChanged = new Set<number>();
+  /** Identities whose set of selecting policies changed: rebuild their entries. */
+  private readonly dirtyIds = new Set<number>();
+  /** Identities whose peers changed (only entries for `changedPeers` need redoing). */
+  private readonly patchIds = new Set<number>();
+  /** Identities that joined/left selectors or whose named ports changed in this flush. */
+  private readonly changedPeers = new Set<number>();
+  private readonly dirtyEndpoints = new Set<string>();
+  private readonly removedEndpoints = new Set<string>();
+  private readonly identityChanged = new Set<string>();
+  private depth = 0;
+
+  constructor(options: PolicyEngineOptions = {}) {
+    this.nodeName = options.nodeName;
+    this.allocator = new IdentityAllocator(options.identities);
+    for (const [id, label] of RESERVED_LABELS) this.addToUniverse(id, new Map([[label, '']]));
+    this.universeBefore.clear();
+  }
+
+  // ------------------------------------------------------------------ public mutations
+
+  upsertNamespace(ns: Namespace): PolicyDelta {
+    return this.run((w) => w.upsertNamespace(ns));
+  }
+
+  deleteNamespace(name: string): PolicyDelta {
+    return this.run((w) => w.deleteNamespace(name));
+  }
+
+  upsertPod(pod: Pod): PolicyDelta {
+    return this.run((w) => w.upsertPod(pod));
+  }
+
+  deletePod(namespace: string, name: string): PolicyDelta {
+    return this.run((w) => w.deletePod(namespace, name));
+  }
+
+  upsertPolicy(policy: AnyPolicy): PolicyDelta {
+    return this.run((w) => w.upsertPolicy(policy));
+  }
+
+  /** `key` as `policyKey()` makes it: `NetworkPolicy/ns/name`, `CiliumClusterwideNetworkPolicy/name`, ... */
+  deletePolicy(key: string): PolicyDelta {
+    return this.run((w) => w.deletePolicy(key));
+  }
+
+  /** Several mutations, one recomputation; returns the combined delta. */
+  transaction(fn: (writer: PolicyWriter) => void): PolicyDelta {
+    return this.run(fn);
+  }
+
+  private run(fn: (writer: PolicyWriter) => void): PolicyDelta {
+    this.depth++;
+    try {
+      fn(this.writer);
+    } finally {
+      this.depth--;
+    }
+    return this.depth === 0 ? this.flush() : emptyDelta();
+  }
+
+  private readonly writer: PolicyWriter = {
+    upsertNamespace: (ns) => {
+      const prev = this.namespaces.get(ns.name);
+      this.namespaces.set(ns.name, { name: ns.name, labels: { ...ns.labels } });
+      if (!prev || !sameLabels(prev.labels, ns.labels))
+        this.podsByNamespace.get(ns.name)?.forEach((k) => this.dirtyPods.add(k));
+    },
+    deleteNamespace: (name) => {
+      if (!this.namespaces.delete(name)) return;
+      this.podsByNamespace.get(name)?.forEach((k) => this.dirtyPods.add(k));
+    },
+    upsertPod: (pod) => this.stagePod(pod),
+    deletePod: (namespace, name) => {
+      const key = podKey({ namespace, name });
+      if (this.pods.has(key)) this.dirtyPods.add(key);
+      this.stagedPods.set(key, null);
+    },
+    upsertPolicy: (policy) => {
+      const compiled = compilePolicy(policy);
+      this.pendingPolicies.set(compiled.key, compiled);
+    },
+    deletePolicy: (key) => {
+      if (this.policies.has(key) || this.pendingPolicies.has(key)) this.pendingPolicies.set(key, null);
+    },
+  };
+
+  /** Pods are applied at flush time so that a pod and its namespace may arrive in any order. */
+  private readonly stagedPods = new Map<string, Pod | null>();
+
+  private stagePod(pod: Pod): void {
+    pod.ips.forEach((ip, i) => {
+      if (!parseIp(ip))
+        throw new PolicyValidationError(`ips[${i}]`, `${JSON.stringify(ip)} is not an IP address`);
+    });
+    const key = podKey(pod);
+    this.stagedPods.set(key, {
+      ...pod,
+      labels: { ...pod.labels },
+      ips: [...pod.ips],
+      ports: pod.ports.map((p) => ({ ...p })),
+    });
+    this.dirtyPods.add(key);
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  endpointPolicy(key: string): EndpointPolicy | undefined {
+    return this.endpointResults.get(key)?.policy;
+  }
+
+  /** All endpoint policies by `namespace/name`. */
+  endpointPolicies(): Map<string, EndpointPolicy> {
+    return new Map([...this.endpointResults].map(([k, c]) => [k, c.policy]));
+  }
+
+  /** Endpoint policies keyed by each endpoint address (what `evaluate` takes). */
+  endpointPoliciesByIp(): Map<string, EndpointPolicy> {
+    const out = new Map<string, EndpointPolicy>();
+    for (const [key, computed] of this.endpointResults) {
+      for (const addr of this.pods.get(key)?.addrs ?? []) out.set(formatIp(addr), computed.policy);
+    }
+    return out;
+  }
+
+  identityOf(key: string): number | undefined {
+    const rec = this.pods.get(key);
+    return rec && rec.identity !== 0 ? rec.identity : undefined;
+  }
+
+  /** Labels of a live identity as `source:key=value` strings (reserved and CIDR identities too). */
+  identityLabels(id: number): string[] | undefined {
+    const rec = this.universe.get(id);
+    return rec && [...rec.labels].map(([k, v]) => (v === '' ? k : `${k}=${v}`)).sort();
+  }
+
+  /** The whole ipcache (sorted by prefix text). */
+  ipcache(): IpcacheEntry[] {
+    return [...this.ipcacheTable]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([cidr, identity]) => ({ cidr, identity }));
+  }
+
+  /** What to persist so identities survive a restart (pass back as `options.identities`). */
+  identitySnapshot(): PersistedIdentity[] {
+    return this.allocator.snapshot();
+  }
+
+  policyStatus(): PolicyStatus[] {
+    return [...this.policies.values()].map((p) => {
+      const selected = new Set<string>();
+      for (const part of p.parts) {
+        for (const id of this.selectors.get(part.subject.key)?.matches ?? []) {
+          for (const k of this.universe.get(id)?.pods ?? []) if (this.pods.get(k)?.endpoint) selected.add(k);
+        }
+      }
+      return {
+        key: p.key,
+        kind: p.kind,
+        ...(p.namespace !== undefined && { namespace: p.namespace }),
+        selectedEndpoints: selected.size,
+        warnings: p.warnings,
+      };
+    });
+  }
+
+  endpointStatus(key: string): EndpointStatus | undefined {
+    const rec = this.pods.get(key);
+    const computed = this.endpointResults.get(key);
+    if (!rec || !computed) return undefined;
+    const policies = [
+      ...new Set([...(this.partsByIdentity.get(rec.identity) ?? [])].map((p) => p.policy)),
+    ].sort();
+    return {
+      key,
+      identity: rec.identity,
+      labels: this.identityLabels(rec.identity) ?? [],
+      policy: computed.policy,
+      policies,
+      l7NotEnforced: computed.l7,
+    };
+  }
+
+  /**
+   * Why traffic from `from` to `to` is allowed or dropped. Endpoints are `namespace/name` or an
+   * IP address (a pod's or one outside the cluster). Evaluates the policies themselves (not the
+   * computed entries), so tests can check one against the other.
+   */
+  trace(from: string, to: string, port: number, protocol: 'TCP' | 'UDP' | 'SCTP' | number): TraceResult {
+    return traceFlow(
+      this.traceView,
+      from,
+      to,
+      port,
+      typeof protocol === 'number' ? protocol : protocolNumber(protocol),
+    );
+  }
+
+  private readonly traceView: TraceView = {
+    pod: (key) => this.pods.get(key)?.pod,
+    podByIp: (ip) => {
+      const owner = this.ipOwner.get(ip);
+      return owner === undefined ? undefined : this.pods.get(owner)?.pod;
+    },
+    namespace: (name) => this.namespaces.get(name),
+    policies: () => this.policies.values(),
+    prefixes: () =>
+      [...this.prefixes].map(([text, p]) => ({ text, cidr: p.cidr, matchesPods: p.podRefs > 0 })),
+  };
+
+  // ------------------------------------------------------------------ recomputation
+
+  private flush(): PolicyDelta {
+    this.applyPolicies();
+    this.applyPods();
+    this.applyPrefixes();
+    this.recomputePods();
+    this.updateSelectors();
+    this.markNamedPortUsers();
+    return this.collect();
+  }
+
+  private entryFor(selector: Selector): SelectorEntry {
+    let entry = this.selectors.get(selector.key);
+    if (!entry) {
+      entry = { selector, matches: new Set(), refs: 0, fresh: true, subjectOf: new Set(), peerOf: new Set() };
+      this.selectors.set(selector.key, entry);
+      this.freshSelectors.push(entry);
+    }
+    entry.refs++;
+    return entry;
+  }
+
+  private dropSelector(selector: Selector): void {
+    const entry = this.selectors.get(selector.key);
+    if (entry && --entry.refs === 0) this.selectors.delete(selector.key);
+  }
+
+  private applyPolicies(): void {
+    for (const [key, next] of this.pendingPolicies) {
+      const prev = this.policies.get(key);
+      if (prev) {
+        for (const part of prev.parts) this.removePart(part);
+        for (const use of prev.prefixes) this.unrefPrefix(use.cidr, use.matchesPods);
+        this.policies.delete(key);
+      }
+      if (next) {
+        for (const use of next.prefixes) this.refPrefix(use.cidr, use.matchesPods);
+        for (const part of next.parts) this.addPart(part);
+        this.policies.set(key, next);
+      }
+    }
+    this.pendingPolicies.clear();
+  }
+
+  private addPart(part: CompiledPart): void {
+    this.entryFor(part.subject).subjectOf.add(part);
+    for (const rule of part.rules) {
+      for (const peer of rule.peers) this.entryFor(peer.selector).peerOf.add(part);
+      if (rule.direction === 'egress' && rule.ports?.some((p) => p.name !== undefined))
+        this.namedEgressParts.add(part);
+    }
+    // Identities of a fresh subject are marked dirty once the selector is evaluated (updateSelectors);
+    // a subject selector already cached is up to date now.
+    const subject = this.selectors.get(part.subject.key)!;
+    if (!subject.fresh) for (const id of subject.matches) this.attachPart(id, part);
+  }
+
+  private removePart(part: CompiledPart): void {
+    const subject = this.selectors.get(part.subject.key);
+    if (subject) {
+      for (const id of subject.matches) this.detachPart(id, part);
+      subject.subjectOf.delete(part);
+    }
+    this.dropSelector(part.subject);
+    for (const rule of part.rules) {
+      for (const peer of rule.peers) {
+        this.selectors.get(peer.selector.key)?.peerOf.delete(part);
+        this.dropSelector(peer.selector);
+      }
+    }
+    this.namedEgressParts.delete(part);
+  }
+
+  private attachPart(id: number, part: CompiledPart): void {
+    let parts = this.partsByIdentity.get(id);
+    if (!parts) this.partsByIdentity.set(id, (parts = new Set()));
+    parts.add(part);
+    this.dirtyIds.add(id);
+  }
+
+  private detachPart(id: number, part: CompiledPart): void {
+    const parts = this.partsByIdentity.get(id);
+    if (parts?.delete(part) && parts.size === 0) this.partsByIdentity.delete(id);
+    this.dirtyIds.add(id);
+  }
+
+  // ---- prefixes (ipBlock / CIDR rules) ----
+
+  private refPrefix(text: string, matchesPods: boolean): void {
+    let rec = this.prefixes.get(text);
+    if (!rec) {
+      this.prefixes.set(text, (rec = { cidr: parseCidr(text)!, refs: 0, podRefs: 0 }));
+      this.changedPrefixes.add(text);
+    }
+    rec.refs++;
+    if (matchesPods && rec.podRefs++ === 0) this.podRelevanceChanged.add(text);
+  }
+
+  private unrefPrefix(text: string, matchesPods: boolean): void {
+    const rec = this.prefixes.get(text);
+    if (!rec) return;
+    rec.refs--;
+    if (matchesPods && --rec.podRefs === 0) this.podRelevanceChanged.add(text);
+    if (rec.refs === 0) {
+      this.changedPrefixes.add(text);
+      this.prefixes.delete(text);
+      if (rec.identity !== undefined) this.releaseIdentity(rec.identity);
+      this.touchedCidrs.add(text);
+    }
+  }
+
+  /** cidr: labels of every prefix in use that contains `cidr` (what LPM on it means). */
+  private prefixLabels(cidr: Cidr, podsOnly: boolean): string[] {
+    const out: string[] = [];
+    for (const [text, rec] of this.prefixes) {
+      if (podsOnly && rec.podRefs === 0) continue;
+      if (cidrContainsCidr(rec.cidr, cidr)) out.push(cidrLabel(text));
+    }
+    return out;
+  }
+
+  private applyPrefixes(): void {
+    if (this.changedPrefixes.size === 0 && this.podRelevanceChanged.size === 0) return;
+    const changed = [...this.changedPrefixes].map((t) => parseCidr(t)!);
+    // CIDR identities of every prefix under a changed one get new labels.
+    for (const [text, rec] of this.prefixes) {
+      if (!changed.some((c) => cidrContainsCidr(c, rec.cidr))) continue;
+      if (rec.cidr.bits === 0) continue;
+      const labels = new Map<string, string>([[reservedLabel('world'), '']]);
+      for (const l of this.prefixLabels(rec.cidr, false)) labels.set(l, '');
+      const id = this.acquireIdentity(labels);
+      if (rec.identity !== undefined) this.releaseIdentity(rec.identity);
+      rec.identity = id;
+      this.touchedCidrs.add(text);
+    }
+    if (changed.some((c) => c.bits === 0)) {
+      // The world identity stands for 0.0.0.0/0 and ::/0: it carries their labels when in use.
+      const labels = new Map<string, string>([[reservedLabel('world'), '']]);
+      for (const text of WORLD_PREFIXES) if (this.prefixes.has(text)) labels.set(cidrLabel(text), '');
+      this.removeFromUniverse(RESERVED_IDENTITY.world);
+      this.addToUniverse(RESERVED_IDENTITY.world, labels);
+    }
+    // Pods inside a prefix whose pod relevance changed get a new cidr: signature.
+    const relevance = [...this.podRelevanceChanged].map((t) => parseCidr(t)!);
+    if (relevance.length > 0) {
+      for (const [key, rec] of this.pods) {
+        if (rec.addrs.some((a) => relevance.some((c) => cidrContainsIp(c, a)))) this.dirtyPods.add(key);
+      }
+    }
+    this.changedPrefixes.clear();
+    this.podRelevanceChanged.clear();
+  }
+
+  // ---- identities ----
+
+  private acquireIdentity(labels: LabelMap): number {
+    const id = this.allocator.acquire(labels);
+    if (this.allocator.references(id) === 1) this.addToUniverse(id, this.allocator.labelsOf(id)!);
+    return id;
+  }
+
+  private releaseIdentity(id: number): void {
+    this.allocator.release(id);
+    if (this.allocator.references(id) === 0) this.removeFromUniverse(id);
+  }
+
+  private addToUniverse(id: number, labels: LabelMap): void {
+    if (!this.universeBefore.has(id)) this.universeBefore.set(id, this.universe.get(id)?.labels);
+    this.universe.set(id, { id, labels, pods: new Set(), namedPorts: new Map() });
+    this.index.add(id, labels);
+  }
+
+  private removeFromUniverse(id: number): void {
+    const rec = this.universe.get(id);
+    if (!rec) return;
+    if (!this.universeBefore.has(id)) this.universeBefore.set(id, rec.labels);
+    this.universe.delete(id);
+    this.index.remove(id, rec.labels);
+    this.policyCache.delete(id);
+  }
+
+  // ---- pods ----
+
+  private applyPods(): void {
+    for (const [key, pod] of this.stagedPods) {
+      const prev = this.pods.get(key);
+      if (pod === null) continue; // removed in recomputePods, which needs the old record
+      const addrs = pod.hostNetwork ? [] : pod.ips.map((ip) => parseIp(ip)!);
+      const endpoint = !pod.hostNetwork && (this.nodeName === undefined || pod.nodeName === this.nodeName);
+      const rec: PodRecord = {
+        pod,
+        key,
+        addrs,
+        identity: prev?.identity ?? 0,
+        endpoint,
+        portsKey: portsKeyOf(pod),
+      };
+      if (prev) this.releasePodResources(prev);
+      this.pods.set(key, rec);
+      let set = this.podsByNamespace.get(pod.namespace);
+      if (!set) this.podsByNamespace.set(pod.namespace, (set = new Set()));
+      set.add(key);
+      for (const a of addrs) {
+        this.ipOwner.set(formatIp(a), key);
+        this.touchedCidrs.add(formatCidr(hostCidr(a)));
+      }
+    }
+    for (const [key, pod] of this.stagedPods) {
+      if (pod !== null) continue;
+      const prev = this.pods.get(key);
+      if (!prev) continue;
+      this.releasePodResources(prev);
+      if (prev.identity !== 0) {
+        this.detachPodFromIdentity(prev);
+        this.releaseIdentity(prev.identity);
+      }
+      this.pods.delete(key);
+      this.podsByNamespace.get(prev.pod.namespace)?.delete(key);
+      if (this.endpointResults.delete(key)) this.removedEndpoints.add(key);
+      this.dirtyPods.delete(key);
+    }
+    this.stagedPods.clear();
+  }
+
+  /** Forgets the addresses of a pod's previous version (its identity is swapped in recomputePods). */
+  private releasePodResources(prev: PodRecord): void {
+    for (const a of prev.addrs) {
+      if (this.ipOwner.get(formatIp(a)) === prev.key) this.ipOwner.delete(formatIp(a));
+      this.touchedCidrs.add(formatCidr(hostCidr(a)));
+    }
+  }
+
+  private recomputePods(): void {
+    for (const key of this.dirtyPods) {
+      const rec = this.pods.get(key);
+      if (!rec) continue;
+      if (rec.pod.hostNetwork) {
+        // Host-network pods are the node itself: no identity of their own.
+        if (rec.identity !== 0) {
+          this.detachPodFromIdentity(rec);
+          this.releaseIdentity(rec.identity);
+          rec.identity = 0;
+        }
+        if (this.endpointResults.delete(key)) this.removedEndpoints.add(key);
+        continue;
+      }
+      const cidrs = new Set<string>();
+      for (const a of rec.addrs) for (const l of this.prefixLabels(hostCidr(a), true)) cidrs.add(l);
+      const labels = podIdentityLabels(rec.pod, this.namespaces.get(rec.pod.namespace), cidrs);
+      const id = this.acquireIdentity(labels);
+      const old = rec.identity;
+      // The named-port bookkeeping holds the pod's previous ports: drop them before re-adding.
+      if (old !== 0) this.detachPodFromIdentity(rec);
+      rec.identity = id;
+      this.attachPodToIdentity(rec);
+      if (old !== 0) this.releaseIdentity(old);
+      if (old !== id || !this.endpointResults.has(key)) this.identityChanged.add(key);
+      if (!rec.endpoint && this.endpointResults.delete(key)) this.removedEndpoints.add(key);
+      if (rec.endpoint) this.dirtyEndpoints.add(key);
+    }
+    this.dirtyPods.clear();
+  }
+
+  private portsOfPod = new Map<string, Pod['ports']>();
+
+  private attachPodToIdentity(rec: PodRecord): void {
+    const ident = this.universe.get(rec.identity)!;
+    ident.pods.add(rec.key);
+    this.portsOfPod.set(rec.key, rec.pod.ports);
+    for (const p of rec.pod.ports) {
+      if (p.name === undefined) continue;
+      const key = `${protocolNumber(p.protocol)}/${p.name}`;
+      let ports = ident.namedPorts.get(key);
+      if (!ports) {
+        ident.namedPorts.set(key, (ports = new Map()));
+        let ids = this.namedPortIdentities.get(key);
+        if (!ids) this.namedPortIdentities.set(key, (ids = new Set()));
+        ids.add(ident.id);
+      }
+      const n = ports.get(p.containerPort) ?? 0;
+      ports.set(p.containerPort, n + 1);
+      if (n === 0) this.namedPortsChanged.add(ident.id);
+    }
+    for (const a of rec.addrs) this.touchedCidrs.add(formatCidr(hostCidr(a)));
+  }
+
+  /** Undoes attachPodToIdentity with the ports the pod had when attached. */
+  private detachPodFromIdentity(rec: PodRecord): void {
+    const ident = this.universe.get(rec.identity);
+    const ports = this.portsOfPod.get(rec.key) ?? [];
+    this.portsOfPod.delete(rec.key);
+    if (!ident) return;
+    ident.pods.delete(rec.key);
+    for (const p of ports) {
+      if (p.name === undefined) continue;
+      const key = `${protocolNumber(p.protocol)}/${p.name}`;
+      const byPort = ident.namedPorts.get(key);
+      const n = byPort?.get(p.containerPort);
+      if (!byPort || n === undefined) continue;
+      if (n > 1) byPort.set(p.containerPort, n - 1);
+      else {
+        byPort.delete(p.containerPort);
+        this.namedPortsChanged.add(ident.id);
+        if (byPort.size === 0) {
+          ident.namedPorts.delete(key);
+          this.namedPortIdentities.get(key)?.delete(ident.id);
+        }
+      }
+    }
+  }
+
+  // ---- selectors ----
+
+  private updateSelectors(): void {
+    const added: number[] = [];
+    const removed: number[] = [];
+    for (const [id, before] of this.universeBefore) {
+      const now = this.universe.get(id);
+      if (before !== undefined && (now === undefined || now.labels !== before)) removed.push(id);
+      if (now !== undefined && now.labels !== before) added.push(id);
+    }
+    this.lastUniverseChange = { added, removed };
+    this.universeBefore.clear();
+    for (const id of added) this.dirtyIds.add(id);
+    for (const id of [...added, ...removed]) this.changedPeers.add(id);
+    const labelsOf = (id: number) => this.universe.get(id)!.labels;
+    const fresh = this.freshSelectors;
+    this.freshSelectors = [];
+    if (added.length > 0 || removed.length > 0) {
+      for (const entry of this.selectors.values()) {
+        if (!entry.fresh) this.applyUniverseChange(entry, added, removed, labelsOf);
+      }
+    }
+    for (const entry of fresh) {
+      if (!entry.fresh || this.selectors.get(entry.selector.key) !== entry) continue;
+      entry.fresh = false;
+      entry.matches = this.index.evaluate(entry.selector, labelsOf);
+      // Only new parts use a fresh selector: attachPart marks their subjects for a rebuild.
+      for (const part of entry.subjectOf) for (const id of entry.matches) this.attachPart(id, part);
+    }
+  }
+
+  private applyUniverseChange(
+    entry: SelectorEntry,
+    added: number[],
+    removed: number[],
+    labelsOf: (id: number) => LabelMap,
+  ): void {
+    let changed = false;
+    for (const id of removed) {
+      if (entry.matches.delete(id)) {
+        changed = true;
+        for (const part of entry.subjectOf) this.detachPart(id, part);
+      }
+    }
+    for (const id of added) {
+      if (entry.selector.matches(labelsOf(id))) {
+        entry.matches.add(id);
+        changed = true;
+        for (const part of entry.subjectOf) this.attachPart(id, part);
+      }
+    }
+    if (changed) for (const part of entry.peerOf) this.markSubjects(part);
+  }
+
+  private lastUniverseChange: { added: number[]; removed: number[] } = { added: [], removed: [] };
+
+  /** The peers of a part changed: every identity it applies to needs its entries patched. */
+  private markSubjects(part: CompiledPart): void {
+    for (const id of this.selectors.get(part.subject.key)?.matches ?? []) this.patchIds.add(id);
+  }
+
+  private markNamedPortUsers(): void {
+    if (this.namedPortsChanged.size === 0) return;
+    for (const id of this.namedPortsChanged) this.changedPeers.add(id);
+    const changed = [...this.namedPortsChanged];
+    for (const part of this.namedEgressParts) {
+      const uses = part.rules.some(
+        (r) =>
+          r.direction === 'egress' &&
+          r.ports?.some((p) => p.name !== undefined) &&
+          (r.anyPeer ||
+            r.peers.some((peer) => {
+              const matches = this.selectors.get(peer.selector.key)?.matches;
+              return matches !== undefined && changed.some((id) => matches.has(id));
+            })),
+      );
+      if (uses) this.markSubjects(part);
+    }
+    this.namedPortsChanged.clear();
+  }
+
+  // ---- endpoint policies ----
+
+  private collect(): PolicyDelta {
+    const markEndpoints = (id: number) => {
+      for (const key of this.universe.get(id)?.pods ?? [])
+        if (this.pods.get(key)?.endpoint) this.dirtyEndpoints.add(key);
+    };
+    // Many changed peers: rebuilding is as cheap as patching.
+    const patch = this.changedPeers.size <= PATCH_LIMIT;
+    for (const id of this.dirtyIds) {
+      this.policyCache.delete(id);
+      markEndpoints(id);
+    }
+    this.flushShared.clear();
+    for (const id of this.patchIds) {
+      if (this.dirtyIds.has(id)) continue;
+      const cache = this.policyCache.get(id);
+      if (cache && patch) {
+        for (const [k, old] of cache.byPorts) {
+          const shared = `${cache.partsKey}|${k}`;
+          let next = this.flushShared.get(shared);
+          if (!next) this.flushShared.set(shared, (next = this.patch(id, old, this.changedPeers)));
+          cache.byPorts.set(k, next);
+        }
+      } else this.policyCache.delete(id);
+      markEndpoints(id);
+    }
+    this.dirtyIds.clear();
+    this.patchIds.clear();
+    this.changedPeers.clear();
+    this.flushShared.clear();
+    const endpoints = new Map<string, EndpointPolicy>();
+    for (const key of this.dirtyEndpoints) {
+      const rec = this.pods.get(key);
+      if (!rec || !rec.endpoint || rec.identity === 0) continue;
+      const next = this.computeFor(rec);
+      const prev = this.endpointResults.get(key);
+      if (prev && this.unchanged(prev, next)) continue;
+      this.endpointResults.set(key, next);
+      endpoints.set(key, next.policy);
+      this.removedEndpoints.delete(key);
+    }
+    this.dirtyEndpoints.clear();
+    this.flushShared.clear();
+    this.comparisons = new WeakMap();
+    const removedEndpoints = [...this.removedEndpoints].filter((k) => !this.endpointResults.has(k));
+    this.removedEndpoints.clear();
+    const endpointIdentities = new Map<string, number>();
+    for (const key of this.identityChanged) {
+      const rec = this.pods.get(key);
+      if (rec?.endpoint && rec.identity !== 0 && this.endpointResults.has(key))
+        endpointIdentities.set(key, rec.identity);
+    }
+    this.identityChanged.clear();
+    return {
+      endpoints,
+      removedEndpoints,
+      endpointIdentities,
+      ipcache: this.collectIpcache(),
+      identities: this.lastUniverseChange,
+    };
+  }
+
+  private collectIpcache(): PolicyDelta['ipcache'] {
+    const upserted: IpcacheEntry[] = [];
+    const removed: string[] = [];
+    for (const cidr of this.touchedCidrs) {
+      const want = this.ipcacheValue(cidr);
+      const have = this.ipcacheTable.get(cidr);
+      if (want === have) continue;
+      if (want === undefined) {
+        this.ipcacheTable.delete(cidr);
+        removed.push(cidr);
+      } else {
+        this.ipcacheTable.set(cidr, want);
+        upserted.push({ cidr, identity: want });
+      }
+    }
+    this.touchedCidrs.clear();
+    return { upserted, removed };
+  }
+
+  /** Pod addresses win over a policy prefix of the same text; /0 is the world identity. */
+  private ipcacheValue(cidr: string): number | undefined {
+    const slash = cidr.indexOf('/');
+    const owner = this.ipOwner.get(cidr.slice(0, slash));
+    const c = parseCidr(cidr)!;
+    if (owner !== undefined && c.bits === (c.family === 4 ? 32 : 128)) {
+      const id = this.pods.get(owner)?.identity;
+      if (id) return id;
+    }
+    if (c.bits === 0) return RESERVED_IDENTITY.world;
+    return this.prefixes.get(cidr)?.identity;
+  }
+
+  private computeFor(rec: PodRecord): Computed {
+    let cache = this.policyCache.get(rec.identity);
+    if (!cache) {
+      const parts = this.partsByIdentity.get(rec.identity) ?? EMPTY_PARTS;
+      const needsOwnPorts = [...parts].some((p) =>
+        p.rules.some((r) => r.direction === 'ingress' && r.ports?.some((x) => x.name !== undefined)),
+      );
+      const partsKey = [...parts]
+        .map((p) => this.partId(p))
+        .sort((a, b) => a - b)
+        .join(',');
+      this.policyCache.set(rec.identity, (cache = { needsOwnPorts, partsKey, byPorts: new Map() }));
+    }
+    const k = cache.needsOwnPorts ? rec.portsKey : '';
+    let computed = cache.byPorts.get(k);
+    if (!computed) {
+      // Identities selected by the same policies get the same entries: build once per flush.
+      const shared = `${cache.partsKey}|${k}`;
+      computed = this.flushShared.get(shared);
+      if (!computed) this.flushShared.set(shared, (computed = this.build(rec.identity, rec.pod.ports)));
+      cache.byPorts.set(k, computed);
+    }
+    return computed;
+  }
+
+  /** Endpoints of one identity share results: compare each pair of results once per flush. */
+  private comparisons = new WeakMap<Computed, WeakMap<Computed, boolean>>();
+
+  private unchanged(prev: Computed, next: Computed): boolean {
+    if (prev === next) return true;
+    let byNext = this.comparisons.get(prev);
+    if (!byNext) this.comparisons.set(prev, (byNext = new WeakMap()));
+    let same = byNext.get(next);
+    if (same === undefined) byNext.set(next, (same = samePolicy(prev.policy, next.policy)));
+    return same;
+  }
+
+  private readonly partIds = new WeakMap<CompiledPart, number>();
+  private nextPartId = 1;
+  private readonly flushShared = new Map<string, Computed>();
+
+  private partId(part: CompiledPart): number {
+    let id = this.partIds.get(part);
+    if (id === undefined) this.partIds.set(part, (id = this.nextPartId++));
+    return id;
+  }
+
+  /** Redoes only the entries whose peer is in `peers`; the rest of `old` is kept. */
+  private patch(id: number, old: Computed, peers: ReadonlySet<number>): Computed {
+    const fresh = this.build(id, old.ownPorts, peers);
+    const kept = old.policy.entries.filter((e) => !peers.has(e.identity));
+    const dropped = old.policy.entries.filter((e) => peers.has(e.identity));
+    if (samePolicy({ ...old.policy, entries: dropped }, { ...old.policy, entries: fresh.policy.entries }))
+      return old;
+    const merged: PolicyEntry[] = [];
+    let i = 0;
+    let j = 0;
+    const added = fresh.policy.entries;
+    while (i < kept.length || j < added.length) {
+      if (j >= added.length || (i < kept.length && compareEntries(kept[i]!, added[j]!) <= 0))
+        merged.push(kept[i++]!);
+      else merged.push(added[j++]!);
+    }
+    return { ...fresh, policy: { ...fresh.policy, entries: merged } };
+  }
+
+  private build(id: number, ownPorts: Pod['ports'], restrict?: ReadonlySet<number>): Computed {
+    const parts = this.partsByIdentity.get(id) ?? EMPTY_PARTS;
+    // Entries grouped by their packed (direction, verdict, protocol, ports) then identity: numbers
+    // instead of string keys keep a full computation of millions of entries fast.
+    const groups = new Map<number, Set<number>>();
+    let ingressEnforced = false;
+    let egressEnforced = false;
+    let l7 = false;
+    const add = (group: number, ids: ReadonlySet<number>) => {
+      let set = groups.get(group);
+      if (!set) groups.set(group, (set = new Set()));
+      if (restrict) {
+        for (const pid of restrict) if (ids.has(pid)) set.add(pid);
+      } else for (const pid of ids) set.add(pid);
+    };
+    const addOne = (group: number, pid: number) => {
+      if (restrict && !restrict.has(pid)) return;
+      let set = groups.get(group);
+      if (!set) groups.set(group, (set = new Set()));
+      set.add(pid);
+    };
+    for (const part of parts) {
+      ingressEnforced ||= part.enforce.ingress;
+      egressEnforced ||= part.enforce.egress;
+      for (const rule of part.rules) {
+        const peerSets = rule.anyPeer
+          ? [ANY_PEER]
+          : rule.peers.map((p) => this.selectors.get(p.selector.key)!.matches);
+        if (rule.ports === null) {
+          const g = packGroup(rule, 0, 0, 0);
+          for (const set of peerSets) add(g, set);
+          continue;
+        }
+        for (const port of rule.ports) {
+          if (port.l7) l7 = true;
+          if (port.name === undefined) {
+            const g = packGroup(rule, port.protocol, port.portLow, port.portHigh);
+            for (const set of peerSets) add(g, set);
+          } else if (rule.direction === 'ingress') {
+            // Named ports on ingress are the selected pod's own container ports.
+            for (const cp of ownPorts) {
+              if (cp.name !== port.name || protocolNumber(cp.protocol) !== port.protocol) continue;
+              const g = packGroup(rule, port.protocol, cp.containerPort, cp.containerPort);
+              for (const set of peerSets) add(g, set);
+            }
+          } else {
+            // Named ports on egress are each destination pod's: resolved per peer identity.
+            const key = `${port.protocol}/${port.name}`;
+            const targets = rule.anyPeer
+              ? [this.namedPortIdentities.get(key) ?? new Set<number>()]
+              : peerSets;
+            for (const set of targets) {
+              for (const pid of restrict ? [...restrict].filter((x) => set.has(x)) : set) {
+                for (const p of this.universe.get(pid)?.namedPorts.get(key)?.keys() ?? [])
+                  addOne(packGroup(rule, port.protocol, p, p), pid);
+              }
+            }
+          }
+        }
+      }
+    }
+    const entries: PolicyEntry[] = [];
+    for (const g of [...groups.keys()].sort((a, b) => a - b)) {
+      const ids = [...groups.get(g)!].sort((a, b) => a - b);
+      const e = unpackGroup(g);
+      for (const identity of ids)
+        entries.push({
+          identity,
+          protocol: e.protocol,
+          portLow: e.portLow,
+          portHigh: e.portHigh,
+          direction: e.direction,
+          verdict: e.verdict,
+        });
+    }
+    return { policy: { ingressEnforced, egressEnforced, entries }, ownPorts, l7 };
+  }
+}
+
+const ANY_PEER: ReadonlySet<number> = new Set([0]);
+const PATCH_LIMIT = 256;
+
+/** The order `build` emits: packed group (direction, verdict, protocol, ports), then identity. */
+function compareEntries(a: PolicyEntry, b: PolicyEntry): number {
+  const ga = packGroup(a, a.protocol, a.portLow, a.portHigh);
+  const gb = packGroup(b, b.protocol, b.portLow, b.portHigh);
+  return ga - gb || a.identity - b.identity;
+}
+const PORT_SPAN = 65536;
+
+/** (direction, verdict, protocol, portLow, portHigh) in one number below 2^42; sorts ingress, deny first. */
+function packGroup(
+  rule: Pick<CompiledRule, 'direction' | 'verdict'>,
+  protocol: number,
+  portLow: number,
+  portHigh: number,
+): number {
+  const head = (rule.direction === 'ingress' ? 0 : 2) + (rule.verdict === 'deny' ? 0 : 1);
+  return ((head * 256 + protocol) * PORT_SPAN + portLow) * PORT_SPAN + portHigh;
+}
+
+function unpackGroup(g: number): Omit<PolicyEntry, 'identity'> {
+  const portHigh = g % PORT_SPAN;
+  const portLow = Math.floor(g / PORT_SPAN) % PORT_SPAN;
+  const protocol = Math.floor(g / PORT_SPAN / PORT_SPAN) % 256;
+  const head = Math.floor(g / PORT_SPAN / PORT_SPAN / 256);
+  return {
+    protocol,
+    portLow,
+    portHigh,
+    direction: head >= 2 ? 'egress' : 'ingress',
+    verdict: head % 2 === 0 ? 'deny' : 'allow',
+  };
+}
+
+function samePolicy(a: EndpointPolicy, b: EndpointPolicy): boolean {
+  if (a === b) return true;
+  if (
+    a.ingressEnforced !== b.ingressEnforced ||
+    a.egressEnforced !== b.egressEnforced ||
+    a.entries.length !== b.entries.length
+  )
+    return false;
+  for (let i = 0; i < a.entries.length; i++) {
+    const x = a.entries[i]!;
+    const y = b.entries[i]!;
+    if (
+      x.identity !== y.identity ||
+      x.protocol !== y.protocol ||
+      x.portLow !== y.portLow ||
+      x.portHigh !== y.portHigh ||
+      x.direction !== y.direction ||
+      x.verdict !== y.verdict
+    )
+      return false;
+  }
+  return true;
+}
+
+function emptyDelta(): PolicyDelta {
+  return {
+    endpoints: new Map(),
+    removedEndpoints: [],
+    endpointIdentities: new Map(),
+    ipcache: { upserted: [], removed: [] },
+    identities: { added: [], removed: [] },
+  };
+}
+
+function sameLabels(a: Namespace['labels'], b: Namespace['labels']): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
