@@ -1,0 +1,25 @@
+export {
+  AGENT_API_VERSION,
+  DEFAULT_AGENT_QUEUE_DIR,
+  DEFAULT_AGENT_SOCKET,
+  attachmentId,
+  parseAttachmentId,
+  type AgentHealth,
+  type AgentStatus,
+  type ApiErrorBody,
+  type AttachmentRef,
+  type BpfPolicyEntry,
+  type EndpointMode,
+  type EndpointRegistered,
+  type EndpointRegistration,
+  type EndpointSummary,
+  type IdentitySummary,
+  type PolicySummary,
+  type QueuedDeletion,
+  type QueuedRegistration,
+  type QueuedWork,
+  type TraceRequest,
+  type TraceResponse,
+} from './types';
+export { AgentApiError, AgentClient, AgentUnavailableError, type AgentClientOptions } from './client';
+export { dequeue, queuedFor, queueWork, readQueue } from './queue';
