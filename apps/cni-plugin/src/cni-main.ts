@@ -118,7 +118,12 @@ export const weftCniHandlers: CniHandlers = {
 
 /** weft-cni with injectable env/stdin/stdout; returns the exit code. */
 export function runWeftCniWith(options: DispatchOptions = {}): Promise<number> {
-  return dispatch(weftCniHandlers, { pluginName: 'weft-cni', ...options });
+  // IP= is for the IPAM plugin (host-local's convention), passed on with the rest of CNI_ARGS.
+  return dispatch(weftCniHandlers, {
+    pluginName: 'weft-cni',
+    envOptions: { argsOptions: { knownKeys: ['IP'] } },
+    ...options,
+  });
 }
 
 /** Entry of the `weft-cni` plugin (wired into the multi-call main.ts). */

@@ -3,8 +3,7 @@
  * (netlink, BPF, agent client...) is imported only when a request needs that mode: the CNI
  * binary is exec'd per pod and must start fast.
  *
- * Later issues fill it in, e.g. in this file:
- *   registerMode('veth', async () => (await import('./veth')).vethMode);
+ * Modes are listed in BUILT_IN below, one line each.
  */
 import type { CniContext, CniResult } from '@weft/cni';
 
@@ -34,6 +33,10 @@ export type ModeLoader = () => Promise<ModeHandlers>;
 
 const loaders = new Map<ModeName, ModeLoader>();
 const loaded = new Map<ModeName, Promise<ModeHandlers>>();
+
+// The modes of this build; each is imported on first use.
+const BUILT_IN: [ModeName, ModeLoader][] = [['veth', async () => (await import('./veth')).vethMode]];
+for (const [name, loader] of BUILT_IN) loaders.set(name, loader);
 
 /** Registers a mode: its handlers, or (preferably) a loader that imports them lazily. */
 export function registerMode(name: ModeName, handlers: ModeHandlers | ModeLoader): void {
