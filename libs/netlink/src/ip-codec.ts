@@ -59,6 +59,8 @@ export interface Address {
 export interface AddressOptions {
   /** IPv6: skip duplicate address detection, so the address is usable at once. */
   nodad?: boolean;
+  /** Default universe (global). `host` keeps an address out of source selection for routes of wider scope. */
+  scope?: 'universe' | 'site' | 'link' | 'host';
 }
 
 export function encodeAddress(
@@ -73,7 +75,7 @@ export function encodeAddress(
   hdr.writeUInt8(afOf(p.family), 0);
   hdr.writeUInt8(p.prefixLength, 1);
   hdr.writeUInt8(flags, 2);
-  hdr.writeUInt8(RT_SCOPE.universe, 3);
+  hdr.writeUInt8(RT_SCOPE[opts.scope ?? 'universe'], 3);
   hdr.writeUInt32LE(index, 4);
   const attrs = [hdr, attr(IFA.LOCAL, p.bytes), attr(IFA.ADDRESS, p.bytes)];
   // Like vishvananda/netlink and `ip addr add ... brd +`: IPv4 prefixes get their broadcast.

@@ -45,7 +45,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
   let allocated: CniResult | undefined;
   let registered: Registered | undefined;
   try {
-    await clearPreviousAttempt(hostRtnl, podRtnl, hostName, ctx.ifname);
+    await clearPreviousAttempt(ctx, w, hostRtnl, podRtnl, hostName);
     allocated = await ipamAdd(ctx);
     const ips = addressesOf(allocated);
     if (ips.length === 0)
@@ -67,6 +67,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
     await hostRtnl.createVeth({ name: hostName, peerName: ctx.ifname, peerNetns: pod, mtu: w.mtu });
     const host = await hostRtnl.getLink(hostName);
     enableHostForwarding(ips, hostName);
+    await answerForGateways(hostRtnl, host.index, ips);
     await hostRtnl.setUp(host.index);
     const podLink = await podRtnl.getLink(ctx.ifname);
     const routes = await configurePodAddressing(podRtnl, podLink, ips, host.mac!, allocated.routes ?? []);
@@ -120,17 +121,36 @@ async function add(ctx: CniContext): Promise<CniResult> {
 }
 
 /**
- * A repeated ADD for the same attachment starts over: our old pair is removed (the IPAM plugin
- * hands back the same addresses). An interface of that name made by someone else is a conflict.
+ * The pod's gateways exist on the host end, so that the pod can ping them (users check the
+ * result's gateway, as cnitool's README does). IPv4 in host scope: it is never picked as the
+ * source of the host's own traffic to pods, which keeps the host's identity on the wire.
  */
-async function clearPreviousAttempt(hostRtnl: Rtnl, podRtnl: Rtnl, hostName: string, ifname: string) {
-  const old = await hostRtnl.findLink(hostName);
-  if (old) await hostRtnl.deleteLink(old.index).catch(ignoreNotFound);
-  const inPod = await podRtnl.findLink(ifname);
+async function answerForGateways(hostRtnl: Rtnl, index: number, ips: readonly string[]): Promise<void> {
+  const families = new Set(ips.map(familyOf));
+  if (families.has(4)) await hostRtnl.addAddress(index, `${POD_GATEWAY_V4}/32`, { scope: 'host' });
+  if (families.has(6)) await hostRtnl.addAddress(index, `${POD_GATEWAY_V6}/128`, { nodad: true, scope: 'link' });
+}
+
+/**
+ * A repeated ADD for the same attachment is a DEL then an ADD: whatever the earlier one made
+ * (endpoint, pair, address) is released first, so an IPAM plugin that refuses duplicate
+ * allocations (the reference host-local) starts clean, and a failure now cannot free an address
+ * a live pair still uses. An interface of that name made by someone else is a conflict.
+ */
+async function clearPreviousAttempt(ctx: CniContext, w: WeftConf, hostRtnl: Rtnl, podRtnl: Rtnl, hostName: string) {
+  const store = new AttachmentStore(w.stateDir, w.network);
+  if (store.get(ctx.containerId, ctx.ifname) || (await hostRtnl.findLink(hostName))) {
+    ctx.logger.info('repeated ADD: removing what the earlier ADD made', { containerId: ctx.containerId });
+    // weft-host-local hands the same attachment its same address again: keep it across the redo.
+    const keepAddress = w.ipam?.type === 'weft-host-local';
+    const ipamFailure = await teardown(ctx, w, hostRtnl, keepAddress);
+    if (ipamFailure) throw ipamFailure;
+  }
+  const inPod = await podRtnl.findLink(ctx.ifname);
   if (inPod) {
     throw new CniError(
       WEFT_ERR_INTERFACE_CONFLICT,
-      `interface ${ifname} already exists in the pod's network namespace`,
+      `interface ${ctx.ifname} already exists in the pod's network namespace`,
       `kind ${inPod.kind ?? 'device'}, index ${inPod.index}; it was not made by weft-cni for this container`,
     );
   }
@@ -159,30 +179,40 @@ async function rollback(
 
 async function del(ctx: CniContext): Promise<void> {
   const w = parseWeftConf(ctx.conf);
+  const hostRtnl = openRtnl();
+  let ipamFailure: unknown;
+  try {
+    ipamFailure = await teardown(ctx, w, hostRtnl);
+  } finally {
+    hostRtnl.close();
+  }
+  // Only a failed release is reported: links and endpoints left behind are collected by GC and
+  // the agent, while a DEL error would stop the runtime from running the rest of the chain.
+  if (ipamFailure) throw ipamFailure;
+}
+
+/**
+ * Everything a DEL undoes, each step best effort: the endpoint, the pair, the address, the
+ * record. Returns the IPAM failure, if any, for the caller to report.
+ */
+async function teardown(ctx: CniContext, w: WeftConf, hostRtnl: Rtnl, keepAddress = false): Promise<unknown> {
   const ref = { containerId: ctx.containerId, ifname: ctx.ifname };
   const store = new AttachmentStore(w.stateDir, w.network);
   const record = store.get(ctx.containerId, ctx.ifname);
-  const failures: unknown[] = [];
   const step = async (what: string, fn: () => Promise<unknown>) => {
     try {
       await fn();
     } catch (err) {
       ctx.logger.warn(`DEL: ${what} failed`, { err: (err as Error).message });
-      failures.push(err);
     }
   };
   await step('endpoint removal', () => removeEndpoint(w, ref, ctx.logger, record?.registeredWith));
-  await step('host link deletion', async () => {
-    const hostRtnl = openRtnl();
-    try {
-      await hostRtnl.deleteLink(hostVethName(ctx.containerId, ctx.ifname)).catch(ignoreNotFound);
-    } finally {
-      hostRtnl.close();
-    }
-  });
+  await step('host link deletion', () =>
+    hostRtnl.deleteLink(hostVethName(ctx.containerId, ctx.ifname)).catch(ignoreNotFound),
+  );
   // Released even when everything else is gone: that is the whole point of a DEL after a crash.
   let ipamFailure: unknown;
-  if (w.ipam) {
+  if (w.ipam && !keepAddress) {
     try {
       await ipamDel(ctx);
     } catch (err) {
@@ -190,10 +220,7 @@ async function del(ctx: CniContext): Promise<void> {
     }
   }
   store.remove(ctx.containerId, ctx.ifname);
-  // Only a failed release is reported: links and endpoints left behind are collected by GC and
-  // the agent, while a DEL error would stop the runtime from running the rest of the chain.
-  if (ipamFailure) throw ipamFailure;
-  if (failures.length) ctx.logger.info('DEL finished with cleanup warnings', { count: failures.length });
+  return ipamFailure;
 }
 
 async function check(ctx: CniContext): Promise<void> {

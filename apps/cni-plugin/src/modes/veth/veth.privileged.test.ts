@@ -121,6 +121,9 @@ describe('weft-cni veth mode on real namespaces', () => {
     expect(ping(a, ip6B)).toBe(true);
     expect(ping(b, ipA)).toBe(true);
     expect(ping(a, hostAddress())).toBe(true);
+    expect(ping(a, '169.254.1.1')).toBe(true); // the result's gateway answers
+    // The host's own traffic to a pod keeps the host's address as source (the gateway is host-scoped).
+    expect(execFileSync('ip', ['route', 'get', ipA], { encoding: 'utf8' })).toContain(`src ${hostAddress()}`);
     // The datapath is on the host end: from-container on ingress, to-container on egress.
     const hostIf = ra.json.interfaces[0].name;
     expect(execFileSync('tc', ['filter', 'show', 'dev', hostIf, 'ingress'], { encoding: 'utf8' })).toMatch(
