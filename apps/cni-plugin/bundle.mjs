@@ -34,6 +34,8 @@ export const PROGRAM_NAMES = ['weft-cni', 'weft-host-local', 'weft-eni', 'weft-a
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const loaderFile = join(root, 'libs/native/src/load-addon.ts');
+// The BPF objects travel with the programs: copied to bpf/ beside weft.cjs, and SEA assets.
+const bpfObjects = ['from-container.o', 'to-container.o'].map((f) => join(root, 'bpf/build', f));
 const nativeAddons = {
   weft_native: join(root, 'libs/native/build/Release/weft_native.node'),
   netlink: join(root, 'node_modules/netlink/prebuilds/linux-x64/node.napi.node'),
@@ -147,6 +149,14 @@ for (const [name, file] of Object.entries(nativeAddons)) {
   renameSync(`${dest}.tmp`, dest);
 }
 
+mkdirSync(join(out, 'bpf'), { recursive: true });
+for (const file of bpfObjects) {
+  if (!existsSync(file)) throw new Error(`${file} is missing: build the BPF objects with "make -C bpf"`);
+  const dest = join(out, 'bpf', file.split('/').pop());
+  copyFileSync(file, `${dest}.tmp`);
+  renameSync(`${dest}.tmp`, dest);
+}
+
 const seaName = opts['sea-name'];
 if (!opts['no-sea']) {
   const addons = Object.fromEntries(
@@ -159,6 +169,7 @@ if (!opts['no-sea']) {
     outFile: join(out, seaName),
     addons,
     chunks: chunkFiles,
+    files: Object.fromEntries(bpfObjects.map((f) => [`bpf/${f.split('/').pop()}`, f])),
     variant: opts['sea-variant'],
   });
   const kb = (n) => `${(n / 1024).toFixed(0)} KiB`;

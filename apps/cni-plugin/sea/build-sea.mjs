@@ -36,10 +36,12 @@ export const SEA_VARIANTS = {
  * @param {string} o.outFile      the executable to write (replaced atomically)
  * @param {Record<string, string>} o.addons  addon name -> path of its `.node` file
  * @param {Record<string, string>} [o.chunks] program name -> its chunk file (`chunks/<program>.cjs`)
+ * @param {Record<string, string>} [o.files] `<group>/<name>` -> path of a plain file (BPF objects:
+ *   `bpf/from-container.o`), listed in the manifest like the addons; see seaFileGroup in libs/native
  * @param {keyof typeof SEA_VARIANTS} [o.variant]
  * @returns {{ outFile: string, bytes: number, blobBytes: number }}
  */
-export function buildSea({ bundleFile, outFile, addons, chunks = {}, variant = 'codecache' }) {
+export function buildSea({ bundleFile, outFile, addons, chunks = {}, files = {}, variant = 'codecache' }) {
   const options = SEA_VARIANTS[variant];
   if (!options)
     throw new Error(`unknown SEA variant ${variant}; one of ${Object.keys(SEA_VARIANTS).join(', ')}`);
@@ -64,6 +66,13 @@ export function buildSea({ bundleFile, outFile, addons, chunks = {}, variant = '
         sha256: createHash('sha256').update(bytes).digest('hex'),
         size: bytes.length,
       };
+    }
+    for (const [name, file] of Object.entries(files)) {
+      const copy = join(work, `file-${name.replaceAll('/', '_')}`);
+      copyFileSync(file, copy);
+      const bytes = readFileSync(copy);
+      assets[name] = copy;
+      manifest[name] = { asset: name, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
     }
     writeFileSync(join(work, NATIVE_MANIFEST_ASSET), JSON.stringify(manifest));
     assets[NATIVE_MANIFEST_ASSET] = join(work, NATIVE_MANIFEST_ASSET);

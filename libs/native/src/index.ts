@@ -1,8 +1,8 @@
-import { loadAddon } from './load-addon';
+import { loadAddon, seaFileGroup } from './load-addon';
 import type { WeftNative } from './weft-native';
 
 export type { NativeError, WeftNative } from './weft-native';
-export { loadAddon };
+export { loadAddon, seaFileGroup };
 
 /** The weft addon, loaded on first use (so commands that never touch the kernel never dlopen it). */
 export function native(): WeftNative {

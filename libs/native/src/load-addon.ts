@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -214,6 +214,42 @@ function loadFromSea<T>(sea: SeaModule, name: string): T {
   if (bytes.length !== entry.size)
     throw new Error(`native addon ${name}: asset is ${bytes.length} bytes, manifest says ${entry.size}`);
   return materializeAndLoad<T>(nativeCacheDirs(), name, bytes, entry.sha256).exports;
+}
+
+/**
+ * A group of plain files carried as SEA assets under `<group>/` (e.g. the BPF objects, `bpf/`),
+ * written once into a content-addressed folder `<cache>/<group>-<hash>/` under their own names,
+ * with the same trust rules as the addons. Returns the folder, or undefined when not running as
+ * a SEA or the executable carries no such group.
+ */
+export function seaFileGroup(group: string): string | undefined {
+  const sea = seaModule();
+  if (!sea) return undefined;
+  const entries = Object.entries(seaManifest(sea)).filter(([name]) => name.startsWith(`${group}/`));
+  if (entries.length === 0) return undefined;
+  const digest = entries
+    .map(([name, e]) => `${name}:${e.sha256}`)
+    .sort()
+    .join(',');
+  const id = createHash('sha256').update(digest).digest('hex').slice(0, 16);
+  const failures: string[] = [];
+  for (const cache of nativeCacheDirs()) {
+    const dir = join(cache, `${group}-${id}`);
+    try {
+      ensureDir(cache);
+      ensureDir(dir);
+      for (const [name, e] of entries) {
+        const bytes = Buffer.from(sea.getAsset(e.asset));
+        if (bytes.length !== e.size) throw new Error(`${name}: asset is ${bytes.length} bytes, manifest says ${e.size}`);
+        const file = join(dir, name.slice(group.length + 1));
+        if (!holdsExactly(file, bytes)) writeAtomically(file, bytes);
+      }
+      return dir;
+    } catch (err) {
+      failures.push(`${dir}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  throw new Error(`cannot write the ${group} files of this executable:\n  ${failures.join('\n  ')}`);
 }
 
 export function loadAddon<T>(name: string): T {
