@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['libs/**/*.test.ts', 'apps/**/*.test.ts'],
+    // conformance/ runs the libcni harness, podman and cnitool suites (conformance/run.sh) as tests.
+    include: ['libs/**/*.test.ts', 'apps/**/*.test.ts', 'conformance/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
