@@ -76,13 +76,18 @@ static __always_inline void ct_fill(struct ct_key *k, const struct flow *f, __u3
 	k->direction = direction;
 }
 
+/*
+ * A packet weft lets through gets TC_ACT_UNSPEC, never TC_ACT_OK: under tcx OK means "accept and
+ * skip the rest of the hook", which would bypass what later plugins add on the same device (the
+ * bandwidth plugin's ingress qdisc and ifb); UNSPEC means "pass on" under both tcx and clsact.
+ */
 static __always_inline int enforce(struct __sk_buff *skb, __u8 direction)
 {
 	struct flow f;
 	int parsed = parse_flow(skb, &f);
 
 	if (parsed == PARSE_NOT_IP)
-		return TC_ACT_OK; /* ARP and friends */
+		return TC_ACT_UNSPEC; /* ARP and friends */
 	if (parsed == PARSE_INVALID)
 		return drop(skb, &f, WEFT_DROP_INVALID_PACKET, 0, 0, direction);
 
@@ -94,10 +99,10 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 direction)
 
 	if (!ep) {
 		if (direction == WEFT_DIR_INGRESS)
-			return TC_ACT_OK; /* broadcast, multicast, addresses weft does not manage */
+			return TC_ACT_UNSPEC; /* broadcast, multicast, addresses weft does not manage */
 		/* IPv6 neighbour discovery and DAD leave from link-local or unspecified sources. */
 		if (f.family == WEFT_AF_INET6 && ipv6_link_local_or_unspecified(f.saddr))
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 		return drop(skb, &f, WEFT_DROP_UNKNOWN_SOURCE, 0, 0, direction);
 	}
 	__u32 endpoint_id = ep->endpoint_id;
@@ -112,7 +117,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 direction)
 		if (trace & WEFT_CFG_F_TRACE_EVENTS)
 			emit_event(skb, &f, WEFT_EVENT_TRACE, WEFT_DROP_NONE, endpoint_id, peer_identity, direction,
 				   WEFT_VERDICT_ALLOW, WEFT_CT_RELATED);
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 
 	struct ct_key key;
@@ -131,7 +136,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 direction)
 		if (trace & WEFT_CFG_F_TRACE_EVENTS)
 			emit_event(skb, &f, WEFT_EVENT_TRACE, WEFT_DROP_NONE, endpoint_id, peer_identity, direction,
 				   WEFT_VERDICT_ALLOW, ct_status);
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 
 	__u32 enforced = direction == WEFT_DIR_INGRESS ? WEFT_EP_F_INGRESS_ENFORCED : WEFT_EP_F_EGRESS_ENFORCED;
@@ -150,5 +155,5 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 direction)
 	if (trace & (WEFT_CFG_F_VERDICT_EVENTS | WEFT_CFG_F_TRACE_EVENTS))
 		emit_event(skb, &f, (trace & WEFT_CFG_F_VERDICT_EVENTS) ? WEFT_EVENT_POLICY_VERDICT : WEFT_EVENT_TRACE,
 			   WEFT_DROP_NONE, endpoint_id, peer_identity, direction, WEFT_VERDICT_ALLOW, WEFT_CT_NEW);
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }

@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CniError, CNI_SPEC_VERSIONS, createLogger, type CniResult } from '@weft/cni';
 import { runWeftCniWith, selectMode } from './cni-main';
-import { registerMode, unregisterMode, type ModeHandlers, type ModeName } from './modes/registry';
+import {
+  registeredModes,
+  registerMode,
+  restoreBuiltInModes,
+  unregisterMode,
+  type ModeHandlers,
+  type ModeName,
+} from './modes/registry';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const env = {
@@ -34,12 +41,14 @@ const PREV = {
   ips: [{ address: '10.88.0.4/16', interface: 0 }],
 };
 
-const registered: ModeName[] = [];
 function register(name: ModeName, handlers: ModeHandlers) {
   registerMode(name, async () => handlers);
-  registered.push(name);
 }
-afterEach(() => registered.splice(0).forEach(unregisterMode));
+/** A build without any mode. */
+function noModes() {
+  registeredModes().forEach(unregisterMode);
+}
+afterEach(restoreBuiltInModes);
 
 describe('weft-cni in process', () => {
   it('VERSION lists all five versions', async () => {
@@ -52,8 +61,9 @@ describe('weft-cni in process', () => {
     expect(r.json).toEqual({ cniVersion: '1.1.0', supportedVersions: [...CNI_SPEC_VERSIONS] });
   });
 
-  it('STATUS is ok when no mode reports a problem, and carries a mode problem through', async () => {
-    expect(await cni('STATUS', conf())).toEqual({ code: 0, out: '', json: undefined });
+  it("STATUS asks the conf's mode, and carries its problem through", async () => {
+    // veth, degraded, no IPAM: nothing can be missing.
+    expect(await cni('STATUS', conf({ degraded: true }))).toEqual({ code: 0, out: '', json: undefined });
     register('eni', {
       add: async () => PREV,
       del: async () => {},
@@ -63,12 +73,15 @@ describe('weft-cni in process', () => {
         throw new CniError(51, 'ENI daemon unreachable', 'existing pods keep their network');
       },
     });
-    const r = await cni('STATUS', conf());
+    const r = await cni('STATUS', conf({ mode: 'eni' }));
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ code: 51, msg: 'ENI daemon unreachable' });
+    noModes();
+    expect((await cni('STATUS', conf())).json).toMatchObject({ code: 50 });
   });
 
   it('ADD for a mode this build lacks is error 50, never a fake success', async () => {
+    noModes();
     for (const [extra, name] of [
       [{}, 'veth'],
       [{ mode: 'ipvlan' }, 'ipvlan'],
@@ -88,6 +101,7 @@ describe('weft-cni in process', () => {
   });
 
   it('DEL and GC for an unavailable mode succeed (DEL is best effort and idempotent)', async () => {
+    noModes();
     expect(await cni('DEL', conf())).toMatchObject({ code: 0, out: '' });
     expect(await cni('DEL', conf({ prevResult: PREV }), { CNI_NETNS: '' })).toMatchObject({
       code: 0,
@@ -173,8 +187,8 @@ describe('weft-cni bundle, end to end', () => {
     expect(add.status).toBe(1);
     expect(JSON.parse(add.stdout)).toEqual({
       cniVersion: '1.1.0',
-      code: 50,
-      msg: 'mode veth is not available in this build',
+      code: 7,
+      msg: 'invalid network config: no "ipam" section (weft-cni needs one to get addresses, e.g. {"type": "weft-host-local", "ranges": [...]})',
     });
   });
 });

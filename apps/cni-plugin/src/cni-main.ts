@@ -18,7 +18,6 @@ import {
   isPodMode,
   loadMode,
   POD_MODES,
-  registeredModes,
   type ModeHandlers,
   type ModeName,
 } from './modes/registry';
@@ -108,11 +107,10 @@ export const weftCniHandlers: CniHandlers = {
   },
 
   async status(ctx) {
-    // Ready when no mode this build has reports a problem (each throws 50/51 if it has one).
-    for (const name of registeredModes()) {
-      const handlers = await loadMode(name);
-      await handlers?.status?.(ctx);
-    }
+    // The conf names one mode: it answers whether it can serve ADDs (50/51 when it cannot).
+    const { name, handlers } = await modeFor(ctx);
+    if (!handlers) throw unavailable(name);
+    await handlers.status?.(ctx);
   },
 };
 

@@ -1,10 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryTc } from '@weft/bpf';
+import { listTcx, queryTc, tcxLinkInfo, tcxSupported, type TcDirection, type TcMechanism } from '@weft/bpf';
 import { privileged, requireCommands, requireKernelFeature } from '@weft/testkit';
 import {
   Datapath,
@@ -18,8 +18,9 @@ import {
 import { testPinRoot, TestTopology, type TestPod } from './testing/topology';
 
 const ID = { A: 1001, B: 1002, C: 1003, D: 1004, X: 2000, Y: 2001 };
-const EP = { A: 11, B: 12, D: 14 };
-const OBJECT_DIR = resolve(__dirname, '../../../bpf/build');
+const EP = { A: 11, B: 12, D: 14, E: 16, F: 17 };
+/** $WEFT_BPF_DIR: run against other objects (e.g. a patched build). */
+const OBJECT_DIR = process.env.WEFT_BPF_DIR ?? resolve(__dirname, '../../../bpf/build');
 const NATIVE_DIR = resolve(__dirname, '../../native/build/Release');
 
 const allow = (p: Partial<PolicyEntry>): PolicyEntry => ({
@@ -39,10 +40,25 @@ const ingressPolicy = (...entries: PolicyEntry[]): EndpointPolicy => ({
 const OPEN: EndpointPolicy = { ingressEnforced: false, egressEnforced: false, entries: [] };
 
 const isRoot = process.getuid?.() === 0;
+const MODES: TcMechanism[] = ['clsact', 'tcx'];
+const kernelHasTcx = () => isRoot && tcxSupported();
 
-describe('datapath with real traffic between namespaces', () => {
+let saidNoTcx = false;
+/** Skips (saying why, once) unless root and, for tcx, a kernel with tcx (6.6+). */
+function need(ctx: { skip: (note?: string) => void }, mode: TcMechanism): void {
+  privileged(ctx);
+  if (mode === 'tcx' && !kernelHasTcx()) {
+    const release = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
+    if (!saidNoTcx)
+      console.log(`SKIPPED: kernel ${release} has no tcx (needs 6.6+); the clsact run covers it`);
+    saidNoTcx = true;
+    ctx.skip(`no tcx in kernel ${release}`);
+  }
+}
+
+describe.each(MODES)('datapath with real traffic between namespaces (%s)', (mode) => {
   let topo: TestTopology | undefined;
-  let A: TestPod, B: TestPod, C: TestPod, D: TestPod;
+  let A: TestPod, B: TestPod, C: TestPod, D: TestPod, E: TestPod, F: TestPod;
   let dp: Datapath;
   let events: DatapathEvents;
   let pinRoot: string;
@@ -69,8 +85,15 @@ describe('datapath with real traffic between namespaces', () => {
       1500,
     );
 
+  /** weft's program on a pod's host veth hook (or, with `inPod`, on its eth0), by the endpoint's link pins. */
+  const progOn = (pod: TestPod, endpointId: number, hook: TcDirection, inPod = false) =>
+    queryTc(inPod ? 'eth0' : pod.hostIf, hook, {
+      netns: inPod ? pod.netnsPath : topo!.routerNetnsPath,
+      pinPath: dp.linkPins(endpointId)[hook],
+    }).progId;
+
   beforeAll(async () => {
-    if (!isRoot) return;
+    if (!isRoot || (mode === 'tcx' && !kernelHasTcx())) return;
     pinRoot = testPinRoot();
     stateDir = mkdtempSync(join(tmpdir(), 'weft-test-wb-state-'));
     topo = new TestTopology('wb');
@@ -78,8 +101,10 @@ describe('datapath with real traffic between namespaces', () => {
     B = topo.addPod('B', 2);
     C = topo.addPod('C', 3);
     D = topo.addPod('D', 4);
+    E = topo.addPod('E', 5); // no servers: E and F are only attached, detached and deleted
+    F = topo.addPod('F', 6);
     await Promise.all([A, B, C, D].map((p) => p.start()));
-    dp = Datapath.open({ pinRoot, stateDir, objectDir: OBJECT_DIR });
+    dp = Datapath.open({ pinRoot, stateDir, objectDir: OBJECT_DIR, tcMode: mode });
     events = dp.events();
     dp.attachEndpoint(spec(A, EP.A, ID.A, OPEN));
     dp.attachEndpoint(spec(B, EP.B, ID.B, OPEN));
@@ -101,7 +126,7 @@ describe('datapath with real traffic between namespaces', () => {
   });
 
   it('passes everything while no policy selects the pods', async (ctx) => {
-    privileged(ctx);
+    need(ctx, mode);
     expect((await B.tcp(A, 80)).data).toBe('hello from A:80');
     expect((await C.tcp(A, 81)).ok).toBe(true);
     expect((await A.udp(B, 53)).data).toBe('B:ping from A');
@@ -110,7 +135,7 @@ describe('datapath with real traffic between namespaces', () => {
   });
 
   it('ingress "B may reach A on TCP 80": B gets through, C and port 81 are dropped, replies return', async (ctx) => {
-    privileged(ctx);
+    need(ctx, mode);
     dp.updatePolicy(EP.A, ingressPolicy(allow({ identity: ID.B, portLow: 80, portHigh: 80 })));
 
     expect((await B.tcp(A, 80)).data).toBe('hello from A:80'); // the greeting is A's reply
@@ -157,7 +182,7 @@ describe('datapath with real traffic between namespaces', () => {
   });
 
   it('egress and UDP: A may send UDP 53 and ICMP to B only', async (ctx) => {
-    privileged(ctx);
+    need(ctx, mode);
     dp.updatePolicy(EP.A, {
       ingressEnforced: false,
       egressEnforced: true,
@@ -188,8 +213,9 @@ describe('datapath with real traffic between namespaces', () => {
   });
 
   it('deny wins over allow, and a policy change needs no re-attach', async (ctx) => {
-    privileged(ctx);
-    const progBefore = queryTc(A.hostIf, 'egress', { netns: topo!.routerNetnsPath }).progId;
+    need(ctx, mode);
+    const progBefore = progOn(A, EP.A, 'egress');
+    expect(progBefore).toBeGreaterThan(0);
     dp.updatePolicy(
       EP.A,
       ingressPolicy(
@@ -214,11 +240,11 @@ describe('datapath with real traffic between namespaces', () => {
     expect(await drop({ endpointId: EP.A, destinationPort: 80, source: B.ipv4 })).toMatchObject({
       reason: 'WEFT_DROP_POLICY_DENY',
     });
-    expect(queryTc(A.hostIf, 'egress', { netns: topo!.routerNetnsPath }).progId).toBe(progBefore);
+    expect(progOn(A, EP.A, 'egress')).toBe(progBefore);
   });
 
   it('ipcache: 10.0.0.0/8 is X except a /32 that is Y, longest prefix wins', async (ctx) => {
-    privileged(ctx);
+    need(ctx, mode);
     dp.deleteIpcache([`${C.ipv4}/32`]);
     dp.upsertIpcache([{ cidr: '10.0.0.0/8', identity: ID.X }]);
     expect(dp.lookupIpcache('10.9.9.9')).toBe(ID.X);
@@ -237,30 +263,40 @@ describe('datapath with real traffic between namespaces', () => {
   });
 
   it('attaching twice gives the same state; detaching leaves nothing for the pod', async (ctx) => {
-    privileged(ctx);
+    need(ctx, mode);
     const policy = ingressPolicy(allow({ identity: ID.B, portLow: 80, portHigh: 80 }));
     const first = dp.attachEndpoint(spec(A, EP.A, ID.A, policy));
-    const progs = ['ingress', 'egress'].map(
-      (d) => queryTc(A.hostIf, d as 'ingress', { netns: topo!.routerNetnsPath }).progId,
-    );
+    expect(first.tcMechanism).toBe(mode);
+    const hooks: TcDirection[] = ['ingress', 'egress'];
+    const progs = hooks.map((d) => progOn(A, EP.A, d));
+    const links =
+      mode === 'tcx' ? hooks.map((d) => listTcx(A.hostIf, d, { netns: topo!.routerNetnsPath })) : [];
     const second = dp.attachEndpoint(spec(A, EP.A, ID.A, policy));
     expect(second).toEqual(first);
-    expect(
-      ['ingress', 'egress'].map(
-        (d) => queryTc(A.hostIf, d as 'ingress', { netns: topo!.routerNetnsPath }).progId,
-      ),
-    ).toEqual(progs);
+    expect(hooks.map((d) => progOn(A, EP.A, d))).toEqual(progs);
     expect(progs.every((id) => id > 0)).toBe(true);
     expect(dp.readPolicyCounters(EP.A)).toHaveLength(1);
-    expect(topo!.pods.length).toBe(4);
-    // Exactly one filter per hook.
-    const filters = execIn(topo!.router, 'tc', 'filter', 'show', 'dev', A.hostIf, 'egress');
-    expect(filters.match(/ handle 0x/g)).toHaveLength(1);
+    expect(topo!.pods.length).toBe(6);
+    // Exactly one program per hook.
+    if (mode === 'clsact') {
+      const filters = execIn(topo!.router, 'tc', 'filter', 'show', 'dev', A.hostIf, 'egress');
+      expect(filters.match(/ handle 0x/g)).toHaveLength(1);
+    } else {
+      expect(first.tcxLinks).toEqual(dp.linkPins(EP.A));
+      // The same links, updated in place: one program each, and no clsact qdisc at all.
+      expect(hooks.map((d) => listTcx(A.hostIf, d, { netns: topo!.routerNetnsPath }))).toEqual(links);
+      expect(links.map((l) => l.programs.length)).toEqual([1, 1]);
+      expect(execIn(topo!.router, 'tc', 'qdisc', 'show', 'dev', A.hostIf)).not.toMatch(/clsact/);
+    }
 
     expect((await C.tcp(A, 80)).ok).toBe(false);
     expect(dp.detachEndpoint(EP.A)).toBe(true);
-    for (const d of ['ingress', 'egress'] as const)
-      expect(queryTc(A.hostIf, d, { netns: topo!.routerNetnsPath }).progId).toBe(0);
+    for (const d of hooks) {
+      expect(progOn(A, EP.A, d)).toBe(0);
+      expect(queryTc(A.hostIf, d, { netns: topo!.routerNetnsPath }).progId).toBe(0); // clsact slot too
+      if (mode === 'tcx') expect(listTcx(A.hostIf, d, { netns: topo!.routerNetnsPath }).programs).toEqual([]);
+    }
+    expect(existsSync(dp.linkPins(EP.A).ingress)).toBe(false);
     expect(dp.readPolicyCounters(EP.A)).toEqual([]);
     expect(dp.listEndpoints().map((e) => e.endpointId)).toEqual([EP.B]);
     expect(dp.lookupIpcache(A.ipv4)).toBeUndefined();
@@ -269,7 +305,7 @@ describe('datapath with real traffic between namespaces', () => {
   });
 
   it('enforcement outlives the process that attached it (kill -9)', async (ctx) => {
-    privileged(ctx);
+    need(ctx, mode);
     requireCommands(ctx, process.execPath);
     const bundle = join(stateDir, 'attach-child.cjs');
     buildSync({
@@ -281,7 +317,7 @@ describe('datapath with real traffic between namespaces', () => {
       logLevel: 'error',
     });
     const arg = JSON.stringify({
-      options: { pinRoot, stateDir, objectDir: OBJECT_DIR },
+      options: { pinRoot, stateDir, objectDir: OBJECT_DIR, tcMode: mode },
       endpoints: [spec(A, EP.A, ID.A, ingressPolicy(allow({ identity: ID.B, portLow: 80, portHigh: 80 })))],
     });
     const child = spawn(process.execPath, [bundle, arg], {
@@ -295,6 +331,7 @@ describe('datapath with real traffic between namespaces', () => {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     expect(child.signalCode).toBe('SIGKILL');
+    expect(progOn(A, EP.A, 'ingress')).toBeGreaterThan(0);
 
     expect((await B.tcp(A, 80)).ok).toBe(true);
     expect((await C.tcp(A, 80)).ok).toBe(false);
@@ -305,7 +342,7 @@ describe('datapath with real traffic between namespaces', () => {
   });
 
   it('delivers events from the event loop (async iterator), with policy verdicts when enabled', async (ctx) => {
-    privileged(ctx);
+    need(ctx, mode);
     dp.setEventConfig({ verdicts: true });
     try {
       // No consume() here: records arrive only through the addon's uv_poll on the ring's epoll fd.
@@ -342,7 +379,7 @@ describe('datapath with real traffic between namespaces', () => {
   });
 
   it('IPvlan/ENI path: programs on the pod interface inside its netns (tested on a veth pod end)', async (ctx) => {
-    privileged(ctx);
+    need(ctx, mode);
     dp.attachEndpoint({
       endpointId: EP.D,
       identity: ID.D,
@@ -350,9 +387,9 @@ describe('datapath with real traffic between namespaces', () => {
       pod: { netnsPath: D.netnsPath, ifname: 'eth0' },
       policy: ingressPolicy(allow({ identity: ID.B, portLow: 80, portHigh: 80 })),
     });
-    expect(queryTc('eth0', 'egress', { netns: D.netnsPath }).progId).toBeGreaterThan(0);
-    expect(queryTc('eth0', 'ingress', { netns: D.netnsPath }).progId).toBeGreaterThan(0);
-    expect(queryTc(D.hostIf, 'egress', { netns: topo!.routerNetnsPath }).progId).toBe(0);
+    expect(progOn(D, EP.D, 'egress', true)).toBeGreaterThan(0);
+    expect(progOn(D, EP.D, 'ingress', true)).toBeGreaterThan(0);
+    expect(progOn(D, EP.D, 'egress')).toBe(0); // the link is on eth0 in the pod, not on the host veth
 
     expect((await B.tcp(D, 80)).data).toBe('hello from D:80');
     expect((await C.tcp(D, 80)).ok).toBe(false);
@@ -363,12 +400,12 @@ describe('datapath with real traffic between namespaces', () => {
     expect((await D.tcp(C, 80)).ok).toBe(true);
 
     expect(dp.detachEndpoint(EP.D)).toBe(true);
-    expect(queryTc('eth0', 'ingress', { netns: D.netnsPath }).progId).toBe(0);
+    expect(progOn(D, EP.D, 'ingress', true)).toBe(0);
     expect((await C.tcp(D, 80)).ok).toBe(true);
   });
 
   it('IPvlan: attaches to a real ipvlan interface inside its netns', (ctx) => {
-    privileged(ctx);
+    need(ctx, mode);
     requireKernelFeature(ctx, 'ipvlan'); // says loudly why when the kernel has none
     const r = (...args: string[]) => execFileSync('ip', ['-n', topo!.router, ...args]);
     r('link', 'add', 'wbmaster', 'type', 'veth', 'peer', 'name', 'wbmasterp');
@@ -377,10 +414,60 @@ describe('datapath with real traffic between namespaces', () => {
     execFileSync('ip', ['-n', D.netns, 'link', 'set', 'wbipvl', 'up']);
     const ipvlanPod = { netnsPath: D.netnsPath, ifname: 'wbipvl' };
     dp.attachEndpoint({ endpointId: 15, identity: ID.D, ips: ['10.251.1.5'], pod: ipvlanPod });
-    expect(queryTc('wbipvl', 'egress', { netns: D.netnsPath }).progId).toBeGreaterThan(0);
-    expect(queryTc('wbipvl', 'ingress', { netns: D.netnsPath }).progId).toBeGreaterThan(0);
+    const on = (hook: TcDirection) =>
+      queryTc('wbipvl', hook, { netns: D.netnsPath, pinPath: dp.linkPins(15)[hook] }).progId;
+    expect(on('egress')).toBeGreaterThan(0);
+    expect(on('ingress')).toBeGreaterThan(0);
     expect(dp.detachEndpoint(15)).toBe(true);
-    expect(queryTc('wbipvl', 'egress', { netns: D.netnsPath }).progId).toBe(0);
+    expect(on('egress')).toBe(0);
+  });
+
+  it('detaching an endpoint whose interface is already gone removes its stale link pins', (ctx) => {
+    need(ctx, mode);
+    const pins = dp.linkPins(EP.E);
+    expect(dp.attachEndpoint(spec(E, EP.E, ID.D, OPEN)).tcMechanism).toBe(mode);
+    execFileSync('ip', ['-n', topo!.router, 'link', 'del', E.hostIf]); // the pod's veth pair goes
+    if (mode === 'tcx') {
+      expect(tcxLinkInfo(pins.ingress)).toMatchObject({ ifindex: 0 }); // defunct, still pinned
+      expect(tcxLinkInfo(pins.egress)).toMatchObject({ ifindex: 0 });
+    }
+    expect(dp.detachEndpoint(EP.E)).toBe(true);
+    expect(existsSync(pins.ingress) || existsSync(pins.egress)).toBe(false);
+    expect(dp.listEndpoints().map((e) => e.endpointId)).not.toContain(EP.E);
+    expect(dp.lookupIpcache(E.ipv4)).toBeUndefined();
+    expect(dp.detachEndpoint(EP.E)).toBe(false);
+  });
+
+  it('switching tcMode re-attaches by the other mechanism and leaves no copy behind', (ctx) => {
+    need(ctx, mode);
+    if (!kernelHasTcx()) return ctx.skip('switching needs both mechanisms: no tcx in this kernel');
+    const other: TcMechanism = mode === 'tcx' ? 'clsact' : 'tcx';
+    const dp2 = Datapath.open({ pinRoot, stateDir, objectDir: OBJECT_DIR, tcMode: other });
+    const router = { netns: topo!.routerNetnsPath };
+    const hooks: TcDirection[] = ['ingress', 'egress'];
+    const state = () =>
+      hooks.map((d) => ({
+        tcx: listTcx(F.hostIf, d, router).programs.length,
+        clsact: queryTc(F.hostIf, d, { ...router, mode: 'clsact' }).progId > 0,
+      }));
+    try {
+      dp.attachEndpoint(spec(F, EP.F, ID.D, OPEN));
+      const mine = mode === 'tcx' ? { tcx: 1, clsact: false } : { tcx: 0, clsact: true };
+      const theirs = mode === 'tcx' ? { tcx: 0, clsact: true } : { tcx: 1, clsact: false };
+      expect(state()).toEqual([mine, mine]);
+      expect(dp2.attachEndpoint(spec(F, EP.F, ID.D)).tcMechanism).toBe(other);
+      expect(state()).toEqual([theirs, theirs]);
+      expect(existsSync(dp.linkPins(EP.F).ingress)).toBe(other === 'tcx');
+      expect(dp.attachEndpoint(spec(F, EP.F, ID.D)).tcMechanism).toBe(mode);
+      expect(state()).toEqual([mine, mine]);
+      expect(dp.detachEndpoint(EP.F)).toBe(true);
+      expect(state()).toEqual([
+        { tcx: 0, clsact: false },
+        { tcx: 0, clsact: false },
+      ]);
+    } finally {
+      dp2.close();
+    }
   });
 });
 

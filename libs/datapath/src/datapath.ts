@@ -1,9 +1,15 @@
 /**
  * The agent's handle on the BPF datapath: loads and pins the programs once, writes endpoints,
  * identities, ipcache and policy into the pinned maps, and attaches the programs per pod. Everything
- * lives in the kernel (pins under pinRoot, tc filters on the interfaces): with no agent running,
+ * lives in the kernel (pins under pinRoot, attachments on the interfaces): with no agent running,
  * policy keeps being enforced. Endpoint records (what to detach later, maybe from another process)
  * are kept as JSON files in stateDir.
+ *
+ * Attachment: tcx links where the kernel has tcx (6.6+), else clsact + cls_bpf (see @weft/bpf tc.ts
+ * and bpf/README.md). A tcx link lives as long as its pin, `<pinRoot>/links/ep<endpointId>-<hook>`
+ * (hook: the interface's ingress or egress). The name is the owner, not the interface: an ifindex is
+ * reused, an endpoint id names one pod while it exists; the link itself says which device it is on
+ * (and that the device is gone: ifindex 0), so a stale pin is recognised and replaced or removed.
  */
 import {
   existsSync,
@@ -25,6 +31,7 @@ import {
   ctKey,
   decodeAddress,
   detachTc,
+  detachTcxLink,
   encodeAddress,
   endpointInfo,
   endpointKey,
@@ -34,6 +41,8 @@ import {
   policyKey,
   policyValue,
   queryTc,
+  resolveTcMechanism,
+  tcModeFromEnv,
   u32Codec,
   WEFT_CFG_F,
   WEFT_EP_F,
@@ -49,6 +58,8 @@ import {
   type PolicyKey,
   type PolicyValue,
   type TcDirection,
+  type TcMechanism,
+  type TcMode,
   type WeftConfig,
 } from '@weft/bpf';
 import { DatapathEvents } from './events';
@@ -68,6 +79,11 @@ export interface DatapathOptions {
   stateDir?: string;
   /** Load the objects and re-pin the programs even if pinned ones exist (upgrades). */
   reload?: boolean;
+  /**
+   * How programs are attached: tcx links, clsact filters, or auto (tcx where the kernel has it).
+   * Default: $WEFT_TC_MODE, else auto.
+   */
+  tcMode?: TcMode;
 }
 
 export interface EndpointSpec {
@@ -100,6 +116,10 @@ export interface EndpointRecord {
   inPodNetns: boolean;
   ingressEnforced: boolean;
   egressEnforced: boolean;
+  /** How the programs are attached (absent in records from before tcx support: clsact). */
+  tcMechanism?: TcMechanism;
+  /** tcx: the pinned links, by hook of the interface. */
+  tcxLinks?: { ingress: string; egress: string };
 }
 
 export interface PolicyCounter extends CompiledPolicyEntry {
@@ -121,6 +141,8 @@ export class DatapathError extends Error {
 }
 
 const PROGRAMS = { fromContainer: 'from_container', toContainer: 'to_container' } as const;
+/** Under pinRoot: the tcx links, `ep<endpointId>-<ingress|egress>`. */
+const LINKS_DIR = 'links';
 
 function u32(name: string, n: number): void {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
@@ -141,6 +163,7 @@ function hostPrefix(ip: string): string {
 export class Datapath {
   readonly pinRoot: string;
   readonly stateDir: string;
+  readonly tcMode: TcMode;
   private readonly endpointsMap: BpfMap<EndpointKey, EndpointInfo>;
   private readonly ipcache: BpfMap<IpcacheKey, IpcacheValue>;
   private readonly policy: BpfMap<PolicyKey, PolicyValue>;
@@ -152,6 +175,7 @@ export class Datapath {
   private constructor(opts: DatapathOptions) {
     this.pinRoot = opts.pinRoot ?? DEFAULT_PIN_ROOT;
     this.stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
+    this.tcMode = opts.tcMode ?? tcModeFromEnv();
     mkdirSync(this.pinRoot, { recursive: true });
     mkdirSync(join(this.stateDir, 'endpoints'), { recursive: true });
     const pinned = (name: string) => join(this.pinRoot, name);
@@ -205,6 +229,8 @@ export class Datapath {
     const iface: number | string = spec.pod?.ifname ?? spec.ifindex ?? spec.ifname!;
     const ifindex = queryTc(iface, 'ingress', { netns }).ifindex;
     const previous = this.readRecord(spec.endpointId);
+    const mechanism = resolveTcMechanism(this.tcMode);
+    const links = mechanism === 'tcx' ? this.linkPins(spec.endpointId) : undefined;
     const policy =
       spec.policy ?? (previous ? undefined : { ingressEnforced: false, egressEnforced: false, entries: [] });
 
@@ -219,6 +245,8 @@ export class Datapath {
       inPodNetns: inPod,
       ingressEnforced: policy ? policy.ingressEnforced : previous!.ingressEnforced,
       egressEnforced: policy ? policy.egressEnforced : previous!.egressEnforced,
+      tcMechanism: mechanism,
+      ...(links ? { tcxLinks: links } : {}),
     };
     if (policy) this.writePolicyEntries(spec.endpointId, policy);
     this.writeEndpointEntries(record, macBytes(spec.mac));
@@ -232,15 +260,21 @@ export class Datapath {
     const [leaving, entering]: [TcDirection, TcDirection] = inPod
       ? ['egress', 'ingress']
       : ['ingress', 'egress'];
-    attachTc(ifindex, leaving, this.fromContainer, { netns });
-    attachTc(ifindex, entering, this.toContainer, { netns });
+    // The pin paths go along in clsact mode too: a link left from an earlier tcx attach is removed.
+    const pins = this.linkPins(spec.endpointId);
+    attachTc(ifindex, leaving, this.fromContainer, { netns, mode: mechanism, pinPath: pins[leaving] });
+    attachTc(ifindex, entering, this.toContainer, { netns, mode: mechanism, pinPath: pins[entering] });
     return record;
   }
 
-  /** Removes the programs, map entries, conntrack entries and record of an endpoint. false: unknown. */
+  /**
+   * Removes the programs, map entries, conntrack entries and record of an endpoint. Its link pins go
+   * too, also when the interface is already gone (or the record lost). false: unknown.
+   */
   detachEndpoint(endpointId: number): boolean {
     const record = this.readRecord(endpointId);
     if (record) this.detachPrograms(record);
+    const stalePins = this.removeLinkPins(endpointId);
     // The map is the truth (the record may be missing): every address it has for the endpoint goes.
     const ips = new Set(record?.ips ?? []);
     for (const [key, info] of this.endpointsMap.entries()) {
@@ -250,7 +284,7 @@ export class Datapath {
     this.policy.deleteMany(this.policyKeysOf(endpointId));
     this.conntrack.deleteMany([...this.conntrack.keys()].filter((k) => k.endpoint_id === endpointId));
     rmSync(this.recordPath(endpointId), { force: true });
-    return !!record || ips.size > 0;
+    return !!record || ips.size > 0 || stalePins > 0;
   }
 
   /** Replaces the endpoint's policy; flows already open stay open, new ones see the new rules. */
@@ -345,15 +379,62 @@ export class Datapath {
       }
     }
     if (existsSync(pinRoot)) {
+      // Unpinning a link detaches it (nothing else holds it): links/ goes first, then maps/programs.
+      const links = join(pinRoot, LINKS_DIR);
+      if (existsSync(links)) {
+        for (const f of readdirSync(links)) {
+          try {
+            detachTcxLink(join(links, f));
+          } catch {
+            /* not a link: removed below all the same */
+          }
+        }
+        rmSync(links, { recursive: true, force: true });
+      }
       for (const f of readdirSync(pinRoot)) unlinkSync(join(pinRoot, f));
       rmSync(pinRoot, { recursive: true, force: true });
     }
     rmSync(join(stateDir, 'endpoints'), { recursive: true, force: true });
   }
 
+  /**
+   * Where the endpoint's tcx links are (or would be) pinned, by hook of its interface:
+   * `<pinRoot>/links/ep<endpointId>-ingress|egress`.
+   */
+  linkPins(endpointId: number): { ingress: string; egress: string } {
+    const dir = join(this.pinRoot, LINKS_DIR);
+    return { ingress: join(dir, `ep${endpointId}-ingress`), egress: join(dir, `ep${endpointId}-egress`) };
+  }
+
   // --- internals ---
 
+  /** Detaches and unpins whatever is pinned for the endpoint (stale or not); how many pins went. */
+  private removeLinkPins(endpointId: number): number {
+    let removed = 0;
+    for (const pin of Object.values(this.linkPins(endpointId))) {
+      if (!existsSync(pin)) continue;
+      try {
+        detachTcxLink(pin);
+      } catch {
+        rmSync(pin, { force: true }); // not a link (never ours to run), but it sits at our name
+      }
+      removed++;
+    }
+    return removed;
+  }
+
   private detachPrograms(r: EndpointRecord): void {
+    // tcx: the links know their device (or that it is gone); the pins go in removeLinkPins.
+    if (r.tcMechanism === 'tcx') {
+      for (const pin of Object.values(r.tcxLinks ?? {})) {
+        try {
+          detachTcxLink(pin);
+        } catch {
+          /* not a link: removeLinkPins clears weft's own names */
+        }
+      }
+      return;
+    }
     const [leaving, entering]: [TcDirection, TcDirection] = r.inPodNetns
       ? ['egress', 'ingress']
       : ['ingress', 'egress'];
@@ -364,8 +445,8 @@ export class Datapath {
     } catch {
       return; // interface or netns gone: its filters went with it
     }
-    detachTc(r.ifindex, leaving, { netns: r.netns });
-    detachTc(r.ifindex, entering, { netns: r.netns });
+    detachTc(r.ifindex, leaving, { netns: r.netns, mode: 'clsact' });
+    detachTc(r.ifindex, entering, { netns: r.netns, mode: 'clsact' });
   }
 
   private writeEndpointEntries(r: EndpointRecord, mac: Buffer): void {
@@ -385,10 +466,13 @@ export class Datapath {
   /** Writes the new entries (keeping counters of unchanged ones), then deletes the stale ones. */
   private writePolicyEntries(endpointId: number, policy: EndpointPolicy): void {
     const wanted = new Map(compilePolicy(policy).map((e) => [keyId(e), e]));
-    for (const e of wanted.values()) {
+    // A trie lookup answers with the longest matching prefix, which may be a broader entry (any
+    // port) about to be deleted as stale: only a key that exists exactly may be skipped.
+    const existing = new Set(this.policyKeysOf(endpointId).map((k) => keyId(fromPolicyKey(k, 0))));
+    for (const [id, e] of wanted) {
       const key = toPolicyKey(endpointId, e);
       const verdict = e.verdict === 'deny' ? WEFT_VERDICT.WEFT_VERDICT_DENY : WEFT_VERDICT.WEFT_VERDICT_ALLOW;
-      const prior = this.policy.get(key);
+      const prior = existing.has(id) ? this.policy.get(key) : undefined;
       if (prior?.verdict === verdict) continue;
       this.policy.set(key, { packets: 0n, bytes: 0n, verdict });
     }

@@ -1,5 +1,6 @@
 // A thin N-API layer over libbpf: load objects with pinned maps, map operations on raw Buffers,
-// tc (clsact) attach/detach in any network namespace, and ring buffers polled on the event loop.
+// tc attach/detach in any network namespace (clsact + cls_bpf here; tcx links in tcx.cc), and ring
+// buffers polled on the event loop.
 // Struct layouts and policy live in TypeScript (@weft/bpf); this file only makes the calls.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -16,6 +17,7 @@
 
 #include "errors.h"
 #include "netns-thread.h"
+#include "tcx.h"
 
 namespace weft {
 namespace {
@@ -580,6 +582,7 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   exports.Set("bpfRingBufferConsume", Napi::Function::New(env, RingBufferConsume));
   exports.Set("bpfRingBufferRef", Napi::Function::New(env, RingBufferRef));
   exports.Set("bpfRingBufferClose", Napi::Function::New(env, RingBufferClose));
+  InitTcx(env, exports);
 }
 
 }  // namespace weft

@@ -75,6 +75,31 @@ export interface WeftNative {
   bpfTcDetach(target: NativeTcTarget, direction: 'ingress' | 'egress', opts: { handle: number; priority: number }): boolean;
   /** The interface's index and the program attached at handle/priority (progId 0: none); ENODEV without the interface. */
   bpfTcQuery(target: NativeTcTarget, direction: 'ingress' | 'egress', opts: { handle: number; priority: number }): { ifindex: number; progId: number };
+  // --- tcx (csrc/tcx.cc): BPF links on a device's ingress/egress, kernel >= 6.6 ---
+  /**
+   * Whether the kernel has tcx: BPF_LINK_CREATE(BPF_TCX_INGRESS) of a scratch program on ifindex 0
+   * fails ENODEV with tcx, EINVAL (ENOTSUPP, EOPNOTSUPP) without. Cached; nothing is attached. Throws
+   * when the probe itself cannot run (EPERM).
+   */
+  bpfTcxSupported(): boolean;
+  /**
+   * Attaches `progFd` to the interface's tcx hook as a link pinned at `pinPath` (the parent folder
+   * must exist), first on the hook (BPF_F_BEFORE). A link already pinned there and attached to this
+   * very hook is updated in place (BPF_LINK_UPDATE; `updated` true); a stale one (device gone, or
+   * another device) is detached and replaced. EEXIST when the pin is not a tcx link, or when the
+   * program is already on the hook through another link. EINVAL from a kernel without tcx.
+   * With netnsFd, on a throwaway thread inside that namespace.
+   */
+  bpfTcxAttach(target: NativeTcTarget, direction: 'ingress' | 'egress', progFd: number, opts: { pinPath: string }): NativeTcxLink & { updated: boolean };
+  /**
+   * BPF_LINK_DETACH of the link pinned at `pinPath`, then unpin. found false: nothing pinned there;
+   * attached false: the link was already defunct (its interface went away) and only the pin went.
+   */
+  bpfTcxDetach(pinPath: string): { found: boolean; attached: boolean };
+  /** The link pinned at `pinPath` (null: nothing there). ifindex 0: its interface is gone. EINVAL: not a tcx link. */
+  bpfTcxLinkInfo(pinPath: string): NativeTcxLink | null;
+  /** BPF_PROG_QUERY of the interface's tcx hook: everything attached, in run order. ENODEV without the interface. */
+  bpfTcxQuery(target: NativeTcTarget, direction: 'ingress' | 'egress'): { ifindex: number; revision: number; programs: { progId: number; linkId: number }[] };
   /**
    * Watches a BPF_MAP_TYPE_RINGBUF's epoll fd from the event loop (uv_poll): each time records
    * arrive, `onRecords` gets all of them as copies. Returns an id for the calls below.
@@ -124,4 +149,13 @@ export interface NativeTcTarget {
   ifindex?: number;
   ifname?: string;
   netnsFd?: number;
+}
+
+/** A tcx link as the kernel describes it (bpf_link_info). */
+export interface NativeTcxLink {
+  linkId: number;
+  progId: number;
+  /** 0 once the interface is gone (the link is defunct but still pinned). */
+  ifindex: number;
+  direction: 'ingress' | 'egress';
 }

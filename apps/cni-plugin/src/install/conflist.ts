@@ -47,9 +47,7 @@ export type ConflistPlan = { action: 'write'; content: string } | { action: 'ski
  * other network: the runtime uses the lexically first config, so adding ours beside another CNI's
  * would silently switch (or not) which network new pods get.
  *
- * `--chain-after NAME` (a later issue) belongs here: rewrite the existing conflist NAME to append
- * weft-cni with `chainingMode`, returning a 'rewrite' plan that install executes atomically and
- * records in the manifest with the original bytes so uninstall can restore them.
+ * To add weft to a conf dir that has another network, chain it: `--chain-after NAME` (chain.ts).
  */
 export function planConflist(confDir: string, name: string, subnet: string): ConflistPlan {
   const existing = networkConfigsIn(confDir);

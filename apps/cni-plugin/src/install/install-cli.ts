@@ -4,10 +4,13 @@ import { parseArgs } from 'node:util';
 import { buildInfo } from '../build-info';
 import { isSingleExecutable } from '../runtime';
 import { DEFAULT_CONFLIST_NAME, DEFAULT_POD_SUBNET } from './conflist';
+import { DEFAULT_AGENT_SOCKET } from '@weft/agent-api';
+import { CHAINING_MODES, type ChainingMode } from './chain';
 import {
   DEFAULT_BIN_DIR,
   DEFAULT_CONF_DIR,
   install,
+  installChained,
   InstallError,
   LINK_NAMES,
   uninstall,
@@ -28,12 +31,31 @@ options:
   --no-conflist      leave network configs alone
   --force            replace files of the same names that weft did not install
   --from FILE        install FILE instead of the running executable
+
+chaining weft after another CNI (no example conflist is written then):
+  --chain-after NET  put weft-cni into network NET's conflist ("*": the network the runtime
+                     uses, i.e. the first file by name), right after its interface plugin
+                     (flannel, terway, bridge, ptp, ...) and before portmap, bandwidth, tuning,
+                     firewall, sbr. A .conf becomes a .conflist. The file as it was is kept as
+                     <file>.weft-backup; "weft uninstall" restores it. Running it again changes
+                     nothing. Refuses, changing nothing, if NET is not found, its file is
+                     malformed, or cilium-cni is chained there (see --replace).
+  --chaining-mode M  ${CHAINING_MODES.join(' | ')} (default: terway after terway, else generic-veth)
+  --replace TYPE     remove plugin TYPE from the list, weft taking its place (e.g. cilium-cni);
+                     may be repeated
+  --require-agent    rewrite the conflist only once weft-agent answers /v1/healthz
+  --agent-socket P   the agent's socket (default ${DEFAULT_AGENT_SOCKET}; written into weft's
+                     entry when not the default)
+  --wait SECONDS     how long --require-agent waits for the agent (default 30)
+  --degraded         write "degraded": true into weft's entry (pods start while the agent is down)
 `;
 
 const UNINSTALL_HELP = `usage: weft uninstall [--bin-dir DIR]
 
 Removes what "weft install" recorded in DIR/.weft-install.json (default DIR ${DEFAULT_BIN_DIR}):
 files still exactly as installed, then the directories it created if empty. Nothing else.
+A conflist rewritten by --chain-after is restored from its .weft-backup when it is still as weft
+wrote it; otherwise (or without a backup) weft-cni is taken out of it and the rest left alone.
 `;
 
 function usageError(message: string, help: string): number {
@@ -74,7 +96,7 @@ function printReport(verb: string, r: ChangeReport): void {
 function failure(err: unknown): number {
   if (err instanceof InstallError) {
     process.stderr.write(`weft: ${err.message}\n`);
-    return err.code === 'io' ? 1 : 2;
+    return err.code === 'io' || err.code === 'not-ready' ? 1 : 2;
   }
   throw err;
 }
@@ -92,8 +114,13 @@ export async function runInstall(args: string[]): Promise<number> {
         'no-conflist': { type: 'boolean' },
         force: { type: 'boolean' },
         from: { type: 'string' },
-        // Reserved: rewriting an existing conflist to chain weft after it is a later issue.
         'chain-after': { type: 'string' },
+        'chaining-mode': { type: 'string' },
+        replace: { type: 'string', multiple: true },
+        'require-agent': { type: 'boolean' },
+        'agent-socket': { type: 'string' },
+        wait: { type: 'string' },
+        degraded: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -106,16 +133,54 @@ export async function runInstall(args: string[]): Promise<number> {
     process.stdout.write(INSTALL_HELP);
     return 0;
   }
-  if (values['chain-after'] !== undefined) {
-    process.stderr.write('weft install: --chain-after is not available in this build\n');
-    return 2;
+  const chainAfter = values['chain-after'];
+  if (chainAfter === undefined) {
+    for (const o of ['chaining-mode', 'replace', 'require-agent', 'agent-socket', 'wait', 'degraded'] as const)
+      if (values[o] !== undefined) return usageError(`--${o} goes with --chain-after`, INSTALL_HELP);
   }
+  const wait = values.wait === undefined ? 30 : Number(values.wait);
+  if (!Number.isFinite(wait) || wait < 0 || wait > 3600)
+    return usageError(`--wait must be a number of seconds (0..3600), got "${values.wait}"`, INSTALL_HELP);
+  const mode = values['chaining-mode'];
+  if (mode !== undefined && !(CHAINING_MODES as readonly string[]).includes(mode))
+    return usageError(`--chaining-mode must be one of ${CHAINING_MODES.join(', ')}, got "${mode}"`, INSTALL_HELP);
   const source = values.from ?? defaultSource();
   if (!source)
     return usageError(
       'run install from the single executable (dist/bin/weft) or give --from FILE',
       INSTALL_HELP,
     );
+  if (chainAfter !== undefined) {
+    const agentSocket = values['agent-socket'];
+    try {
+      const r = await installChained({
+        source,
+        binDir: values['bin-dir'],
+        confDir: values['conf-dir'],
+        force: values.force,
+        version: buildInfo.version,
+        chainAfter,
+        chainingMode: mode as ChainingMode | undefined,
+        replace: values.replace,
+        requireAgent: values['require-agent'],
+        agentSocket,
+        waitSeconds: wait,
+        weftKeys: {
+          ...(agentSocket && agentSocket !== DEFAULT_AGENT_SOCKET ? { agentSocket } : {}),
+          ...(values.degraded ? { degraded: true } : {}),
+        },
+      });
+      printReport('installed', r);
+      process.stdout.write(
+        r.chain.action === 'unchanged'
+          ? `unchanged: weft-cni is already chained in ${r.chain.file} (network ${r.chain.network})\n`
+          : `chained: weft-cni in ${r.chain.file} (network ${r.chain.network})${r.chain.action === 'adopted' ? ', recorded for uninstall' : ''}\n`,
+      );
+      return 0;
+    } catch (err) {
+      return failure(err);
+    }
+  }
   try {
     printReport(
       'installed',

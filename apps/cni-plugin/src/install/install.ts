@@ -21,6 +21,17 @@ import {
   tempBeside,
   writeFileAtomic,
 } from './atomic-fs';
+import {
+  applyChain,
+  ChainError,
+  entryForUnchanged,
+  planChain,
+  unchain,
+  waitReady,
+  type ChainManifestEntry,
+  type ChainOptions,
+  type ReadyOptions,
+} from './chain';
 import { DEFAULT_CONFLIST_NAME, DEFAULT_POD_SUBNET, isPodSubnet, planConflist } from './conflist';
 
 /**
@@ -58,7 +69,9 @@ export interface InstallOptions {
 export type ManifestEntry =
   | { kind: 'file'; path: string; sha256: string }
   | { kind: 'symlink'; path: string; target: string }
-  | { kind: 'dir'; path: string };
+  | { kind: 'dir'; path: string }
+  /** `--chain-after`: a conflist weft rewrote, with where the original is (see chain.ts). */
+  | ChainManifestEntry;
 
 export interface InstallManifest {
   schema: 1;
@@ -79,8 +92,11 @@ export interface ChangeReport {
 export class InstallError extends Error {
   constructor(
     message: string,
-    /** usage: bad options; conflict: a path belongs to someone else; io: the file system said no. */
-    readonly code: 'usage' | 'conflict' | 'io',
+    /**
+     * usage: bad options; conflict: a path belongs to someone else (or the conf dir is not as
+     * chaining needs it); io: the file system said no; not-ready: weft (or its agent) is not ready.
+     */
+    readonly code: 'usage' | 'conflict' | 'io' | 'not-ready',
   ) {
     super(message);
     this.name = 'InstallError';
@@ -329,6 +345,13 @@ export function uninstall(opts: { binDir?: string } = {}): ChangeReport {
   // Backwards: the conflist goes first, so no runtime picks weft while its binaries disappear.
   for (const e of [...manifest.entries].reverse()) {
     if (e.kind === 'dir') continue;
+    if (e.kind === 'chain') {
+      const r = unchain(e);
+      removed.push(...r.changed);
+      left.push(...r.unchanged);
+      notes.push(...r.notes);
+      continue;
+    }
     const at = pathState(e.path);
     if (at.kind === 'absent') continue;
     const stillOurs =
@@ -356,4 +379,72 @@ export function uninstall(opts: { binDir?: string } = {}): ChangeReport {
     }
   }
   return { changed: removed, unchanged: left, notes };
+}
+
+export interface ChainInstallOptions extends InstallOptions, Omit<ChainOptions, 'confDir'>, Omit<ReadyOptions, 'binDir'> {}
+
+/**
+ * `weft install --chain-after NETWORK`: plans the conflist change first (refusing before anything
+ * is touched), installs the binaries as `install` does (no example conflist), waits until weft is
+ * ready (its plugin in the bin dir; with requireAgent, the agent answering /v1/healthz), and only
+ * then rewrites the conflist and records the change in the manifest for `weft uninstall`.
+ */
+export async function installChained(opts: ChainInstallOptions): Promise<ChainReport> {
+  const confDir = resolve(opts.confDir ?? DEFAULT_CONF_DIR);
+  const binDir = resolve(opts.binDir ?? DEFAULT_BIN_DIR);
+  const chainOpts: ChainOptions = {
+    confDir,
+    chainAfter: opts.chainAfter,
+    chainingMode: opts.chainingMode,
+    replace: opts.replace,
+    weftKeys: opts.weftKeys,
+  };
+  const first = asInstallError(() => planChain(chainOpts));
+  const report = install({ ...opts, confDir, binDir, writeConflist: false });
+  const ready = await waitReady({ binDir, requireAgent: opts.requireAgent, agentSocket: opts.agentSocket, waitSeconds: opts.waitSeconds }).catch(
+    (err: unknown) => {
+      throw err instanceof ChainError ? new InstallError(err.message, err.code === 'not-ready' ? 'not-ready' : 'conflict') : err;
+    },
+  );
+  report.notes.push(...ready);
+  // Planned again right before writing: the file may have changed while the agent was awaited.
+  const p = first.action === 'unchanged' && !opts.requireAgent ? first : asInstallError(() => planChain(chainOpts));
+  report.notes.push(...p.notes);
+  const manifest = readManifest(binDir)!;
+  const others = manifest.entries.filter((e) => !(e.kind === 'chain' && (e.path === p.file || (p.action === 'rewrite' && e.path === p.target))));
+  const recorded = manifest.entries.find((e): e is ChainManifestEntry => e.kind === 'chain' && e.path === p.file);
+  let entry: ChainManifestEntry;
+  if (p.action === 'unchanged') {
+    if (recorded) return { ...report, chain: { action: 'unchanged', file: p.file, network: p.network } };
+    entry = entryForUnchanged(p); // chained before this manifest existed: adopted, so uninstall knows it
+  } else {
+    try {
+      entry = applyChain(p);
+    } catch (err) {
+      throw new InstallError(`could not rewrite ${p.file}: ${(err as Error).message} (nothing changed in ${confDir})`, 'io');
+    }
+    report.changed.push(p.target);
+  }
+  // A chain entry that was recorded for the same network keeps its backup (the original).
+  const merged: ChainManifestEntry = recorded?.backup && !entry.backup ? { ...entry, backup: recorded.backup, original: recorded.original } : entry;
+  writeFileAtomic(
+    manifestPath(binDir),
+    JSON.stringify({ ...manifest, entries: [...others, merged] }, null, 2) + '\n',
+    0o644,
+  );
+  return { ...report, chain: { action: p.action === 'unchanged' ? 'adopted' : 'rewritten', file: merged.path, network: p.network } };
+}
+
+export interface ChainReport extends ChainReportBase {
+  chain: { action: 'rewritten' | 'unchanged' | 'adopted'; file: string; network: string };
+}
+type ChainReportBase = ChangeReport;
+
+function asInstallError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ChainError) throw new InstallError(err.message, err.code === 'not-ready' ? 'not-ready' : err.code);
+    throw err;
+  }
 }

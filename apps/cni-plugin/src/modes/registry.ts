@@ -35,8 +35,19 @@ const loaders = new Map<ModeName, ModeLoader>();
 const loaded = new Map<ModeName, Promise<ModeHandlers>>();
 
 // The modes of this build; each is imported on first use.
-const BUILT_IN: [ModeName, ModeLoader][] = [['veth', async () => (await import('./veth')).vethMode]];
+const BUILT_IN: [ModeName, ModeLoader][] = [
+  ['veth', async () => (await import('./veth')).vethMode],
+  ['generic-veth', async () => (await import('./generic-veth')).genericVethMode],
+  ['terway', async () => (await import('./terway')).terwayMode],
+];
 for (const [name, loader] of BUILT_IN) loaders.set(name, loader);
+
+/** Back to the modes this build ships with (tests that swap modes out). */
+export function restoreBuiltInModes(): void {
+  loaders.clear();
+  loaded.clear();
+  for (const [name, loader] of BUILT_IN) loaders.set(name, loader);
+}
 
 /** Registers a mode: its handlers, or (preferably) a loader that imports them lazily. */
 export function registerMode(name: ModeName, handlers: ModeHandlers | ModeLoader): void {

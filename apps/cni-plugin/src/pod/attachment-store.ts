@@ -6,6 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EndpointMode } from '@weft/agent-api';
+import type { CniResult } from '@weft/cni';
 
 export interface AttachmentRecord {
   containerId: string;
@@ -19,6 +20,8 @@ export interface AttachmentRecord {
   /** Where the endpoint was registered: with the agent, or attached by weft-cni itself (degraded). */
   registeredWith: 'agent' | 'degraded' | 'none';
   endpointId?: number;
+  /** What the IPAM plugin returned: CHECK hands it back to IPAM, which knows nothing of weft's gateways. */
+  ipamResult?: CniResult;
   /** ipvlan/eni: the parent device. */
   parentDevice?: string;
   createdAt: string;

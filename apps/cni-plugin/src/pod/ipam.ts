@@ -7,6 +7,7 @@
 import {
   CniError,
   CNI_ERR_INVALID_NETCONF,
+  convertResult,
   delegateAdd,
   delegateCheck,
   delegateDel,
@@ -53,13 +54,19 @@ export async function ipamDel(ctx: CniContext): Promise<void> {
   await delegateDel(type, ipamConf(ctx.conf), ctx);
 }
 
+/**
+ * CHECK of the IPAM plugin against `prevResult` — ideally what that plugin itself returned on ADD
+ * (kept in the attachment record), not the final result: the plugin compares gateways and
+ * prefixes it handed out, which weft's result replaces with its own.
+ */
 export async function ipamCheck(ctx: CniContext, prevResult: CniResult): Promise<void> {
   const type = ipamType(ctx.conf);
   if (type === IN_PROCESS) {
     await (await import('@weft/host-local')).check(ctx.conf, { ...attachment(ctx), prevResult });
     return;
   }
-  await delegateCheck(type, ctx.conf, ctx);
+  const prev = convertResult(prevResult, ctx.conf.cniVersion) as unknown as Record<string, unknown>;
+  await delegateCheck(type, { ...ctx.conf, prevResult: prev }, ctx);
 }
 
 export async function ipamGc(ctx: CniContext): Promise<void> {

@@ -79,6 +79,10 @@ export function parseWeftConf(conf: NetConf): WeftConf {
 
 /** weft's own modes need an IPAM section; chained modes take addresses from the previous plugin. */
 export function requireIpam(w: WeftConf): IpamConf {
-  if (!w.ipam) invalid('ipam', undefined, 'an "ipam" section with a "type" (e.g. weft-host-local)');
+  if (!w.ipam)
+    throw new CniError(
+      CNI_ERR_INVALID_NETCONF,
+      'invalid network config: no "ipam" section (weft-cni needs one to get addresses, e.g. {"type": "weft-host-local", "ranges": [...]})',
+    );
   return w.ipam;
 }

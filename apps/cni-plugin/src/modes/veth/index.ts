@@ -60,6 +60,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
       podIfname: ctx.ifname,
       hostIfname: hostName,
       registeredWith: 'none',
+      ipamResult: allocated,
       createdAt: new Date().toISOString(),
     };
     store.put(record); // before the links exist: GC can always find what ADD made
@@ -249,7 +250,8 @@ async function check(ctx: CniContext): Promise<void> {
       if (!hostRoutes.some((r) => r.dst === hostPrefix(ip)))
         checkFailed(`the host has no route to ${ip} via ${hostName}`);
     }
-    if (w.ipam) await ipamCheck(ctx, prev);
+    const record = new AttachmentStore(w.stateDir, w.network).get(ctx.containerId, ctx.ifname);
+    if (w.ipam) await ipamCheck(ctx, record?.ipamResult ?? prev);
     const known = await agentKnows(w, ctx);
     if (known === false) checkFailed(`weft-agent has no endpoint for ${ctx.containerId}:${ctx.ifname}`);
   } finally {
