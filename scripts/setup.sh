@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 
 DEBS=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 iputils-ping iperf3 sockperf hyperfine
   containernetworking-plugins golang-go golang-github-appc-cni-dev golang-github-containernetworking-plugins-dev
-  podman runc busybox-static jq conntrack iptables nftables make g++ python3 kmod strace)
+  podman runc busybox-static jq conntrack iptables nftables make g++ python3 kmod strace curl
+  qemu-system-x86 linux-image-amd64 initramfs-tools cpio) # the last line: the test VM (scripts/vm)
 
 missing=()
 for p in "${DEBS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
