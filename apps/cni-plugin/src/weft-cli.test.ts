@@ -32,10 +32,13 @@ describe('weft CLI dispatch', () => {
     expect(io.err()).toMatch(/^usage: weft <command>/);
   });
 
-  it('matches the longest verb and reports verbs without a handler', async () => {
+  it('matches the longest verb and hands it the rest of the arguments', async () => {
     const io = capture();
-    expect(await dispatch(['bpf', 'policy', 'get', '42'])).toBe(2);
-    expect(io.err()).toBe('weft bpf policy get: not available in this build\n');
+    // `bpf policy get` (not a shorter verb) gets "42"; with no agent it says so (exit 1).
+    expect(await dispatch(['bpf', 'policy', 'get', '42', '--socket', '/nonexistent/agent.sock'])).toBe(1);
+    expect(io.err()).toBe(
+      'weft bpf policy get: weft-agent is not running (no socket at /nonexistent/agent.sock)\n',
+    );
     expect(io.out()).toBe('');
   });
 

@@ -2,7 +2,8 @@
  * Client of the agent API over its unix socket (node:http with socketPath). Used by weft-cni
  * (register/remove endpoints) and the weft CLI (read state).
  */
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
+import { createInterface } from 'node:readline';
 import {
   DEFAULT_AGENT_SOCKET,
   type AgentHealth,
@@ -13,6 +14,8 @@ import {
   type EndpointRegistered,
   type EndpointRegistration,
   type EndpointSummary,
+  type EventsQuery,
+  type FlowEvent,
   type IdentitySummary,
   type PolicySummary,
   type TraceRequest,
@@ -106,6 +109,78 @@ export class AgentClient {
     return this.call('GET', '/metrics', undefined, 'text');
   }
 
+  /**
+   * Datapath events (GET /v1/events), one per iteration. With `follow` the stream stays open until
+   * the loop breaks, `signal` aborts, or the agent goes away (then the iterator ends).
+   */
+  async *observe(query: EventsQuery = {}, signal?: AbortSignal): AsyncGenerator<FlowEvent> {
+    const params = new URLSearchParams();
+    if (query.follow) params.set('follow', '1');
+    if (query.last !== undefined) params.set('last', String(query.last));
+    if (query.type) params.set('type', query.type);
+    if (query.verdicts) params.set('verdicts', '1');
+    const qs = params.toString();
+    const res = await this.open('GET', `/v1/events${qs ? `?${qs}` : ''}`, signal);
+    const lines = createInterface({ input: res, crlfDelay: Infinity });
+    // Closing the interface ends the iteration (a destroyed stream alone may never say "end").
+    const stop = () => {
+      lines.close();
+      res.destroy();
+    };
+    res.on('close', () => lines.close());
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const line of lines) {
+        if (line.trim() === '') continue;
+        yield JSON.parse(line) as FlowEvent;
+      }
+    } catch (err) {
+      // An abort or the agent closing the stream ends iteration; anything else is reported.
+      if (!signal?.aborted && (err as NodeJS.ErrnoException).code !== 'ECONNRESET') throw err;
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      lines.close();
+      res.destroy();
+    }
+  }
+
+  /** A streaming request: resolves with the response once its status is 2xx. */
+  private open(method: string, path: string, signal?: AbortSignal): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: this.socketPath,
+          method,
+          path,
+          headers: { host: 'weft-agent', accept: 'application/x-ndjson' },
+        },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve(res);
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => reject(apiError(status, Buffer.concat(chunks).toString('utf8'))));
+        },
+      );
+      // Only the connection attempt is timed: a followed stream may stay quiet for hours.
+      const timer = setTimeout(
+        () =>
+          req.destroy(Object.assign(new Error(`no answer in ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+        this.timeoutMs,
+      );
+      req.on('response', () => clearTimeout(timer));
+      req.on('close', () => clearTimeout(timer));
+      signal?.addEventListener('abort', () => req.destroy(), { once: true });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        if (err.code && UNREACHABLE_CODES.has(err.code))
+          reject(new AgentUnavailableError(this.socketPath, `${err.code}: ${err.message}`));
+        else reject(err);
+      });
+      req.end();
+    });
+  }
+
   /** One request; JSON in and out. 204 resolves to undefined. */
   call<T>(method: string, path: string, body?: unknown, as: 'json' | 'text' = 'json'): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -130,15 +205,7 @@ export class AgentClient {
             const text = Buffer.concat(chunks).toString('utf8');
             const status = res.statusCode ?? 0;
             if (status < 200 || status >= 300) {
-              let code = `HTTP_${status}`;
-              let message = text.trim() || `agent answered ${status}`;
-              try {
-                const parsed = JSON.parse(text) as ApiErrorBody;
-                if (parsed?.error) ({ code, message } = parsed.error);
-              } catch {
-                /* not JSON: keep the raw text */
-              }
-              reject(new AgentApiError(status, code, message));
+              reject(apiError(status, text));
               return;
             }
             if (status === 204 || text === '') return resolve(undefined as T);
@@ -146,12 +213,16 @@ export class AgentClient {
             try {
               resolve(JSON.parse(text) as T);
             } catch {
-              reject(new AgentApiError(status, 'BAD_RESPONSE', `agent sent invalid JSON: ${text.slice(0, 200)}`));
+              reject(
+                new AgentApiError(status, 'BAD_RESPONSE', `agent sent invalid JSON: ${text.slice(0, 200)}`),
+              );
             }
           });
         },
       );
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer in ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      req.on('timeout', () =>
+        req.destroy(Object.assign(new Error(`no answer in ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+      );
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code && UNREACHABLE_CODES.has(err.code))
           reject(new AgentUnavailableError(this.socketPath, `${err.code}: ${err.message}`));
@@ -160,4 +231,17 @@ export class AgentClient {
       req.end(payload);
     });
   }
+}
+
+/** An ApiErrorBody (or any other text) as an AgentApiError. */
+function apiError(status: number, text: string): AgentApiError {
+  let code = `HTTP_${status}`;
+  let message = text.trim() || `agent answered ${status}`;
+  try {
+    const parsed = JSON.parse(text) as ApiErrorBody;
+    if (parsed?.error) ({ code, message } = parsed.error);
+  } catch {
+    /* not JSON: keep the raw text */
+  }
+  return new AgentApiError(status, code, message);
 }

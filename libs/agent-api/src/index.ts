@@ -13,6 +13,8 @@ export {
   type EndpointRegistered,
   type EndpointRegistration,
   type EndpointSummary,
+  type EventsQuery,
+  type FlowEvent,
   type IdentitySummary,
   type PolicySummary,
   type QueuedDeletion,

@@ -12,6 +12,9 @@
  *   GET    /v1/policies                     -> PolicySummary[]
  *   POST   /v1/policy/trace                 TraceRequest -> TraceResponse
  *   GET    /v1/bpf/policy/{endpoint}        -> BpfPolicyEntry[]   (endpoint: id, attachment id or NS/POD)
+ *   GET    /v1/events[?follow=1&last=N&type=drop&verdicts=1]
+ *                                           -> FlowEvent per line (newline-delimited JSON): the last N
+ *                                              events the agent kept, then (follow=1) live ones
  *   GET    /metrics                         -> Prometheus text
  *
  * Errors: a non-2xx status with an ApiErrorBody.
@@ -132,6 +135,46 @@ export interface BpfPolicyEntry {
   bytes: string;
 }
 
+/** One record of the datapath's events ring, as the agent streams it (GET /v1/events). */
+export interface FlowEvent {
+  /** Wall-clock time of the event (derived from the kernel's monotonic timestamp). */
+  time: string;
+  type: 'drop' | 'policy-verdict' | 'trace';
+  /** The C enumerator of enum weft_drop_reason, e.g. "WEFT_DROP_POLICY_DENY". */
+  reason: string;
+  verdict: 'allow' | 'deny' | 'none';
+  /** Relative to the endpoint: ingress = towards the pod. */
+  direction: 'ingress' | 'egress';
+  ctStatus: 'new' | 'established' | 'reply' | 'related';
+  endpointId: number;
+  /** NS/POD of the endpoint, when the agent knows it. */
+  endpoint?: string;
+  peerIdentity: number;
+  peerLabels?: string[];
+  /** IANA number, and its name when it has one (TCP, UDP, ICMP, ...). */
+  protocol: number;
+  protocolName?: string;
+  source: string;
+  sourcePort: number;
+  destination: string;
+  destinationPort: number;
+  length: number;
+  ifindex: number;
+  /** CLOCK_MONOTONIC nanoseconds, as decimal. */
+  timestampNs: string;
+}
+
+export interface EventsQuery {
+  /** Keep the stream open for live events (default false: the kept events, then end). */
+  follow?: boolean;
+  /** How many kept events to send first (default 100; 0: none). */
+  last?: number;
+  /** Only this type. */
+  type?: FlowEvent['type'];
+  /** Ask the datapath for policy-verdict events (new flows allowed) while this stream is open. */
+  verdicts?: boolean;
+}
+
 export interface AgentHealth {
   ok: boolean;
   version: string;
@@ -146,8 +189,16 @@ export interface AgentStatus {
   endpoints: number;
   identities: number;
   policies: number;
-  datapath: { pinRoot: string; programsPinned: boolean; maps: { name: string; entries: number; maxEntries: number }[] };
+  datapath: {
+    pinRoot: string;
+    programsPinned: boolean;
+    maps: { name: string; entries: number; maxEntries: number }[];
+  };
   queue: { replayed: number; pending: number };
+  /** Source synced and the datapath reconciled: registrations are served. */
+  ready?: boolean;
+  /** Increases with every change the agent applied (source batch, registration, removal). */
+  revision?: number;
 }
 
 export interface ApiErrorBody {
