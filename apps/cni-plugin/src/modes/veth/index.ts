@@ -20,6 +20,7 @@ import { AttachmentStore, type AttachmentRecord } from '../../pod/attachment-sto
 import { hostVethName } from '../../pod/host-names';
 import { addressesOf, ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pod/ipam';
 import { parseWeftConf, requireIpam, type WeftConf } from '../../pod/pod-conf';
+import { phaseTimer } from '../../pod/phase-timer';
 import type { ModeHandlers } from '../registry';
 import {
   checkFailed,
@@ -35,6 +36,7 @@ import {
 export const vethMode: ModeHandlers = { add, del, check, gc, status };
 
 async function add(ctx: CniContext): Promise<CniResult> {
+  const t = phaseTimer(ctx.logger, 'ADD');
   const w = parseWeftConf(ctx.conf);
   requireIpam(w);
   const hostName = hostVethName(ctx.containerId, ctx.ifname);
@@ -42,11 +44,14 @@ async function add(ctx: CniContext): Promise<CniResult> {
   const pod = Netns.open(ctx.netns);
   const hostRtnl = openRtnl();
   const podRtnl = openRtnl(pod);
+  t.mark('open');
   let allocated: CniResult | undefined;
   let registered: Registered | undefined;
   try {
     await clearPreviousAttempt(ctx, w, hostRtnl, podRtnl, hostName);
+    t.mark('previous');
     allocated = await ipamAdd(ctx);
+    t.mark('ipam');
     const ips = addressesOf(allocated);
     if (ips.length === 0)
       throw new CniError(CNI_ERR_INVALID_NETCONF, `IPAM ${w.ipam!.type} returned no address`);
@@ -73,6 +78,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
     const podLink = await podRtnl.getLink(ctx.ifname);
     const routes = await configurePodAddressing(podRtnl, podLink, ips, host.mac!, allocated.routes ?? []);
     for (const ip of ips) await hostRtnl.replaceRoute({ dst: hostPrefix(ip), dev: host.index, scope: 'link' });
+    t.mark('links');
 
     registered = await registerEndpoint(
       w,
@@ -95,7 +101,9 @@ async function add(ctx: CniContext): Promise<CniResult> {
       },
       ctx.logger,
     );
+    t.mark(registered.registeredWith === 'agent' ? 'agent' : 'degraded-attach');
     store.put({ ...record, registeredWith: registered.registeredWith, endpointId: registered.endpointId });
+    t.done();
 
     return {
       cniVersion: ctx.conf.cniVersion,
