@@ -86,7 +86,7 @@ describe('single executable, alone in an empty directory', () => {
     expect(() => JSON.parse(r.stdout)).not.toThrow();
   });
 
-  it('has a weft CLI with help, version and clear errors for verbs not in this build', (ctx) => {
+  it('has a weft CLI with help, version, and a clear error when the agent is not running', (ctx) => {
     needsSea(ctx);
     const help = run(weft, ['--help']);
     expect(help.status).toBe(0);
@@ -98,11 +98,12 @@ describe('single executable, alone in an empty directory', () => {
     expect(bare.status).toBe(2);
     expect(bare.stderr).toMatch(/usage: weft/);
 
-    for (const verb of [['status'], ['endpoint', 'list'], ['bpf', 'policy', 'get'], ['observe']]) {
-      const r = run(weft, verb);
-      expect(r.status, verb.join(' ')).toBe(2);
+    const socket = join(scratch, 'no-agent.sock');
+    for (const verb of [['status'], ['endpoint', 'list'], ['bpf', 'policy', 'get', 'x'], ['observe']]) {
+      const r = run(weft, [...verb, '--socket', socket]);
+      expect(r.status, verb.join(' ')).toBe(1);
       expect(r.stdout).toBe('');
-      expect(r.stderr).toBe(`weft ${verb.join(' ')}: not available in this build\n`);
+      expect(r.stderr).toBe(`weft ${verb.slice(0, verb[0] === 'bpf' ? 3 : verb.length).join(' ')}: weft-agent is not running (no socket at ${socket})\n`);
     }
     expect(run(weft, ['policy']).stderr).toMatch(/expected one of: get, trace/);
     expect(run(weft, ['frobnicate']).stderr).toMatch(/unknown command "frobnicate"/);
@@ -176,13 +177,15 @@ describe('single executable, alone in an empty directory', () => {
     expect(readdirSync(scratch)).not.toContain('target');
   });
 
-  it('rejects unknown install options and the not-yet-built --chain-after', (ctx) => {
+  it('rejects unknown install options, and --chain-after of a network that does not exist, changing nothing', (ctx) => {
     needsSea(ctx);
     expect(run(weft, ['install', '--bogus']).status).toBe(2);
-    const chain = run(weft, ['install', '--chain-after', 'flannel', '--bin-dir', join(scratch, 'never')]);
-    expect(chain.status).toBe(2);
-    expect(chain.stderr).toMatch(/--chain-after is not available in this build/);
+    const confDir = join(scratch, 'never-conf');
+    const chain = run(weft, ['install', '--chain-after', 'flannel', '--bin-dir', join(scratch, 'never'), '--conf-dir', confDir]);
+    expect(chain.status).not.toBe(0);
+    expect(chain.stderr).toMatch(/flannel|no network/i);
     expect(existsSync(join(scratch, 'never'))).toBe(false);
+    expect(existsSync(confDir) && readdirSync(confDir).length > 0).toBe(false);
   });
 });
 
