@@ -1,2 +1,21 @@
 export { privileged, requireCommands, requireKernelFeature, type SkipContext } from './privileged';
+export { kernelHasLinkKind } from './privileged';
 export { ScratchNetns, scratchName } from './scratch-netns';
+export {
+  parseVitestInVm,
+  REPO_ROOT,
+  requireVm,
+  runInVm,
+  runVitestInVm,
+  shellQuote,
+  vitestInVmCommand,
+  VM_RUNNER,
+  VM_VITEST_ARGS,
+  vmRunnerAvailable,
+  type VmAvailability,
+  type VmResult,
+  type VmRunOptions,
+  type VmTest,
+  type VmVitestOptions,
+  type VmVitestResult,
+} from './vm-runner';
