@@ -3,11 +3,12 @@
 // same machine, same run, interleaved so that noise hits both alike. Not a test.
 //
 //   node apps/cni-plugin/bench/add-del.bench.mjs [iterations]      (root; after `npm run build`)
-//   WEFT_AGENT_SOCKET=/var/run/weft/agent.sock node ...            also time weft with a running agent
 //
+// weft is timed twice: with a weft-agent (started here, temp dirs), which attaches the BPF
+// programs with the pod's policy, and without one in degraded mode, where weft-cni attaches them.
 // Each iteration makes a fresh netns per plugin, times ADD then DEL as a runtime does (exec with
 // the conf on stdin), and deletes the netns. The times include each plugin's process start.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -48,13 +49,24 @@ const variants = [
   },
   { name: 'weft-cni veth + weft-host-local (no agent, degraded)', plugin: join(bin, 'weft-cni'), path: `${bin}:${ref}`, conf: weftConf() },
 ];
-if (process.env.WEFT_AGENT_SOCKET) {
-  variants.push({
-    name: 'weft-cni veth + weft-host-local (agent)',
-    plugin: join(bin, 'weft-cni'),
-    path: `${bin}:${ref}`,
-    conf: weftConf({ degraded: false, agentSocket: process.env.WEFT_AGENT_SOCKET, stateDir: '/var/lib/weft', pinRoot: '/sys/fs/bpf/weft' }),
-  });
+const agentSocket = join(work, 'agent.sock');
+variants.splice(1, 0, {
+  name: 'weft-cni veth + weft-host-local (with weft-agent)',
+  plugin: join(bin, 'weft-cni'),
+  path: `${bin}:${ref}`,
+  conf: weftConf({ degraded: false, agentSocket }),
+});
+const agent = spawn(
+  join(bin, 'weft-agent'),
+  ['--socket', agentSocket, '--state-dir', join(work, 'state'), '--queue-dir', join(work, 'state', 'queue'),
+    '--pin-root', pinRoot, '--node-name', 'bench', '--log-level', 'error'],
+  { stdio: 'ignore' },
+);
+for (let i = 0; ; i++) {
+  const r = spawnSync(join(bin, 'weft'), ['status', '--socket', agentSocket], { encoding: 'utf8' });
+  if (r.status === 0) break;
+  if (i > 100) throw new Error(`weft-agent did not start: ${r.stderr}`);
+  await new Promise((done) => setTimeout(done, 100));
 }
 
 function timed(v, command, id, netns) {
@@ -97,6 +109,7 @@ try {
     });
   }
 } finally {
+  agent.kill();
   spawnSync('ip', ['link', 'del', 'wbr-bench']);
   spawnSync('rm', ['-rf', pinRoot]);
   rmSync(work, { recursive: true, force: true });

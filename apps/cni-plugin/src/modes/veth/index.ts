@@ -215,10 +215,15 @@ async function teardown(ctx: CniContext, w: WeftConf, hostRtnl: Rtnl, keepAddres
       ctx.logger.warn(`DEL: ${what} failed`, { err: (err as Error).message });
     }
   };
-  await step('endpoint removal', () => removeEndpoint(w, ref, ctx.logger, record?.registeredWith));
+  const t = phaseTimer(ctx.logger, 'DEL');
+  // The pair goes first: its programs go with it in the one device teardown the kernel does
+  // anyway, where detaching them before would cost an RCU grace period per hook (tcx).
   await step('host link deletion', () =>
     hostRtnl.deleteLink(hostVethName(ctx.containerId, ctx.ifname)).catch(ignoreNotFound),
   );
+  t.mark('links');
+  await step('endpoint removal', () => removeEndpoint(w, ref, ctx.logger, record?.registeredWith));
+  t.mark('agent');
   // Released even when everything else is gone: that is the whole point of a DEL after a crash.
   let ipamFailure: unknown;
   if (w.ipam && !keepAddress) {
@@ -229,6 +234,8 @@ async function teardown(ctx: CniContext, w: WeftConf, hostRtnl: Rtnl, keepAddres
     }
   }
   store.remove(ctx.containerId, ctx.ifname);
+  t.mark('ipam');
+  t.done();
   return ipamFailure;
 }
 
