@@ -9,7 +9,7 @@
  */
 import { ScratchNetns } from '@weft/testkit';
 import { DEFAULT_RATE_LIMITS, ECS_ACTIONS, type EcsAction } from '../src/cloud/types';
-import { IpRouteHostNetwork } from '../src/daemon/host-network';
+import { NetlinkHostNetwork } from '../src/daemon/host-network';
 import { VethNodeLinks } from '../src/emulator/node-links';
 import type { FaultRule } from '../src/emulator/ecs-emulator';
 import { eventually, findDisagreements, TestEnv } from '../src/testing/env';
@@ -67,7 +67,7 @@ async function run(s: Scenario) {
         rateLimits: s.limits,
       },
     },
-    host: node ? new IpRouteHostNetwork(node.name) : undefined,
+    host: node ? new NetlinkHostNetwork(node.name) : undefined,
     start: false,
   });
   try {

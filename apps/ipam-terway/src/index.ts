@@ -42,6 +42,7 @@ export {
 export { EniDaemonClient, serveEniApi, type AttachmentRef } from './daemon/api';
 export { CapacityPublisher, IP_RESOURCE, type KubeTarget } from './daemon/capacity';
 export {
+  NetlinkHostNetwork,
   IpRouteHostNetwork,
   RecordingHostNetwork,
   POD_RULE_PRIORITY,
@@ -60,5 +61,15 @@ export {
 export { CloudModel, EmulatedApiError, type NodeHooks, type EmulatedEni } from './emulator/cloud-model';
 export { VethNodeLinks } from './emulator/node-links';
 export { eniIpamHandlers, runEniIpamPlugin, toCniResult } from './plugin/eni-ipam-plugin';
-export { moveEniIntoPod, moveEniBack, netnsRef, type ExclusiveEniConfig } from './exclusive/eni-netns';
+export {
+  moveEniIntoPod,
+  moveEniBack,
+  findEniLink,
+  isEniCandidate,
+  netnsPathOf,
+  travelName,
+  type ExclusiveEniConfig,
+  type NetnsLike,
+} from './exclusive/eni-netns';
+export { DEFAULT_ENI_SOCKET } from './pod-client';
 export { KubeApiEmulator, type KubeNode } from './emulator/kube-emulator';

@@ -37,6 +37,8 @@ const loaded = new Map<ModeName, Promise<ModeHandlers>>();
 // The modes of this build; each is imported on first use.
 const BUILT_IN: [ModeName, ModeLoader][] = [
   ['veth', async () => (await import('./veth')).vethMode],
+  ['ipvlan', async () => (await import('./ipvlan')).ipvlanMode],
+  ['eni', async () => (await import('./eni')).eniMode],
   ['generic-veth', async () => (await import('./generic-veth')).genericVethMode],
   ['terway', async () => (await import('./terway')).terwayMode],
 ];

@@ -3,8 +3,8 @@
  * per API and exponential backoff with jitter. Throttling, 5xx and transport errors are
  * retried; business errors (bad state, vSwitch out of addresses, ...) are not.
  */
-import EcsClientModule, * as $Ecs from '@alicloud/ecs20140526';
-import * as $OpenApi from '@alicloud/openapi-client';
+import type * as $Ecs from '@alicloud/ecs20140526';
+import type * as $OpenApi from '@alicloud/openapi-client';
 import { DEFAULT_BACKOFF, withBackoff, type BackoffOptions } from '../backoff';
 import { CloudApiError } from '../errors';
 import { TokenBucket } from '../limiter';
@@ -47,10 +47,24 @@ export interface ApiStats {
 
 type SdkClient = InstanceType<typeof $Ecs.default>;
 
+let sdk: { ecs: typeof $Ecs; openApi: typeof $OpenApi } | undefined;
+
+/**
+ * The SDK, loaded when the first EcsCloud is made: initialising its ~2000 model classes costs
+ * ~0.2 s, which every `weft-eni` IPAM plugin call (one per pod ADD/DEL) would pay for nothing.
+ */
+function loadSdk(): { ecs: typeof $Ecs; openApi: typeof $OpenApi } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  sdk ??= { ecs: require('@alicloud/ecs20140526'), openApi: require('@alicloud/openapi-client') };
+  return sdk;
+}
+
+const ecsSdk = (): typeof $Ecs => loadSdk().ecs;
+
 function sdkClass(): typeof $Ecs.default {
-  // CJS/ESM interop differs between vitest and the esbuild bundle.
-  const m = EcsClientModule as unknown as { default?: typeof $Ecs.default };
-  return (m.default ?? EcsClientModule) as typeof $Ecs.default;
+  // The CJS module: its `default` is the client class (plus every model as a named export).
+  const m = loadSdk().ecs as unknown as { default?: typeof $Ecs.default };
+  return (m.default ?? m) as typeof $Ecs.default;
 }
 
 export class EcsCloud implements EniCloud {
@@ -65,7 +79,7 @@ export class EcsCloud implements EniCloud {
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     const Client = sdkClass();
     this.client = new Client(
-      new $OpenApi.Config({
+      new (loadSdk().openApi.Config)({
         accessKeyId: opts.accessKeyId,
         accessKeySecret: opts.accessKeySecret,
         regionId: opts.regionId,
@@ -119,7 +133,7 @@ export class EcsCloud implements EniCloud {
   async createEni(req: CreateEniRequest): Promise<CloudEni> {
     const res = await this.call('CreateNetworkInterface', () =>
       this.client.createNetworkInterface(
-        new $Ecs.CreateNetworkInterfaceRequest({
+        new (ecsSdk().CreateNetworkInterfaceRequest)({
           regionId: this.regionId,
           vSwitchId: req.vSwitchId,
           securityGroupIds: req.securityGroupIds,
@@ -153,7 +167,7 @@ export class EcsCloud implements EniCloud {
   async attachEni(eniId: string, instanceId: string): Promise<void> {
     await this.call('AttachNetworkInterface', () =>
       this.client.attachNetworkInterface(
-        new $Ecs.AttachNetworkInterfaceRequest({
+        new (ecsSdk().AttachNetworkInterfaceRequest)({
           regionId: this.regionId,
           networkInterfaceId: eniId,
           instanceId,
@@ -165,7 +179,7 @@ export class EcsCloud implements EniCloud {
   async detachEni(eniId: string, instanceId: string): Promise<void> {
     await this.call('DetachNetworkInterface', () =>
       this.client.detachNetworkInterface(
-        new $Ecs.DetachNetworkInterfaceRequest({
+        new (ecsSdk().DetachNetworkInterfaceRequest)({
           regionId: this.regionId,
           networkInterfaceId: eniId,
           instanceId,
@@ -177,7 +191,7 @@ export class EcsCloud implements EniCloud {
   async deleteEni(eniId: string): Promise<void> {
     await this.call('DeleteNetworkInterface', () =>
       this.client.deleteNetworkInterface(
-        new $Ecs.DeleteNetworkInterfaceRequest({ regionId: this.regionId, networkInterfaceId: eniId }),
+        new (ecsSdk().DeleteNetworkInterfaceRequest)({ regionId: this.regionId, networkInterfaceId: eniId }),
       ),
     );
   }
@@ -188,7 +202,7 @@ export class EcsCloud implements EniCloud {
     do {
       const res = await this.call('DescribeNetworkInterfaces', () =>
         this.client.describeNetworkInterfaces(
-          new $Ecs.DescribeNetworkInterfacesRequest({
+          new (ecsSdk().DescribeNetworkInterfacesRequest)({
             regionId: this.regionId,
             instanceId: filter.instanceId,
             networkInterfaceId: filter.eniIds,
@@ -229,7 +243,7 @@ export class EcsCloud implements EniCloud {
   async assignIpv4(eniId: string, count: number, clientToken: string): Promise<string[]> {
     const res = await this.call('AssignPrivateIpAddresses', () =>
       this.client.assignPrivateIpAddresses(
-        new $Ecs.AssignPrivateIpAddressesRequest({
+        new (ecsSdk().AssignPrivateIpAddressesRequest)({
           regionId: this.regionId,
           networkInterfaceId: eniId,
           secondaryPrivateIpAddressCount: count,
@@ -243,7 +257,7 @@ export class EcsCloud implements EniCloud {
   async unassignIpv4(eniId: string, ips: string[]): Promise<void> {
     await this.call('UnassignPrivateIpAddresses', () =>
       this.client.unassignPrivateIpAddresses(
-        new $Ecs.UnassignPrivateIpAddressesRequest({
+        new (ecsSdk().UnassignPrivateIpAddressesRequest)({
           regionId: this.regionId,
           networkInterfaceId: eniId,
           privateIpAddress: ips,
@@ -255,7 +269,7 @@ export class EcsCloud implements EniCloud {
   async assignIpv6(eniId: string, count: number, clientToken: string): Promise<string[]> {
     const res = await this.call('AssignIpv6Addresses', () =>
       this.client.assignIpv6Addresses(
-        new $Ecs.AssignIpv6AddressesRequest({
+        new (ecsSdk().AssignIpv6AddressesRequest)({
           regionId: this.regionId,
           networkInterfaceId: eniId,
           ipv6AddressCount: count,
@@ -269,7 +283,7 @@ export class EcsCloud implements EniCloud {
   async unassignIpv6(eniId: string, ips: string[]): Promise<void> {
     await this.call('UnassignIpv6Addresses', () =>
       this.client.unassignIpv6Addresses(
-        new $Ecs.UnassignIpv6AddressesRequest({
+        new (ecsSdk().UnassignIpv6AddressesRequest)({
           regionId: this.regionId,
           networkInterfaceId: eniId,
           ipv6Address: ips,
@@ -281,7 +295,7 @@ export class EcsCloud implements EniCloud {
   async describeInstanceType(instanceType: string): Promise<InstanceTypeLimits> {
     const res = await this.call('DescribeInstanceTypes', () =>
       this.client.describeInstanceTypes(
-        new $Ecs.DescribeInstanceTypesRequest({ instanceTypes: [instanceType] }),
+        new (ecsSdk().DescribeInstanceTypesRequest)({ instanceTypes: [instanceType] }),
       ),
     );
     const t = res.body?.instanceTypes?.instanceType?.find((x) => x.instanceTypeId === instanceType);

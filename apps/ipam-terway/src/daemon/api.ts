@@ -12,6 +12,9 @@ import { allocationKey, type PoolState } from './store';
 
 const MAX_BODY = 1 << 20;
 
+/** Where the daemon listens (BRIEF: /var/run/weft/eni.sock); the config's default. */
+export const DEFAULT_ENI_SOCKET = '/var/run/weft/eni.sock';
+
 export interface AttachmentRef {
   containerId: string;
   ifname: string;

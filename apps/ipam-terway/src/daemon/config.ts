@@ -8,7 +8,9 @@ import type { BackoffOptions } from '../backoff';
 import type { EcsAction } from '../cloud/types';
 import { DEFAULT_METADATA_ENDPOINT } from '../cloud/metadata';
 
-export const DEFAULT_SOCKET = '/var/run/weft/eni.sock';
+import { DEFAULT_ENI_SOCKET } from './api';
+
+export const DEFAULT_SOCKET = DEFAULT_ENI_SOCKET;
 export const DEFAULT_STATE_DIR = '/var/lib/weft/eni';
 
 export interface EniDaemonConfig {

@@ -11,7 +11,7 @@ import type { EniCloud } from '../cloud/types';
 import { serveEniApi } from './api';
 import { CapacityPublisher } from './capacity';
 import type { EniDaemonConfig } from './config';
-import { IpRouteHostNetwork, RecordingHostNetwork, type HostNetwork } from './host-network';
+import { NetlinkHostNetwork, RecordingHostNetwork, type HostNetwork } from './host-network';
 import { silentLog, type Log } from './log';
 import { EniPool } from './pool';
 
@@ -61,7 +61,7 @@ export class EniDaemon {
     const vSwitches = config.vSwitches[identity.zoneId] ?? config.vSwitches['*'] ?? [identity.vSwitchId];
     const host =
       o.host ??
-      (config.configureHost ? new IpRouteHostNetwork(config.nodeNetns) : new RecordingHostNetwork());
+      (config.configureHost ? new NetlinkHostNetwork(config.nodeNetns) : new RecordingHostNetwork());
     const dual = config.ipStack === 'dual';
     const pool = new EniPool({
       cloud,

@@ -1020,9 +1020,13 @@ export class EniPool {
       if (this.stopped) return;
       this.reclaimTimer = setTimeout(
         () => {
-          this.reclaim()
+          // Tracked: a graceful stop waits for an Unassign in flight, so that what the cloud
+          // committed is in the records saved at the end (not left as "releasing").
+          const run = this.reclaim()
             .catch((err: unknown) => this.log.warn('reclaim failed', { err: String(err) }))
             .finally(loop);
+          this.background.add(run);
+          void run.finally(() => this.background.delete(run));
         },
         jitter(intervalMs, 0.3),
       );

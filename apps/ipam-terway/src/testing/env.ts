@@ -120,11 +120,13 @@ export class TestEnv {
 export async function eventually(
   cond: () => boolean | Promise<boolean>,
   ms = 10_000,
-  what = 'condition',
+  /** What is waited for; a function is asked at the timeout (e.g. for a child's stderr by then). */
+  what: string | (() => string) = 'condition',
 ): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
