@@ -243,6 +243,27 @@ describe.each(MODES)('datapath with real traffic between namespaces (%s)', (mode
     expect(progOn(A, EP.A, 'egress')).toBe(progBefore);
   });
 
+  it('narrowing an allow from any port to one port keeps that port open (no stale broad entry wins)', async (ctx) => {
+    need(ctx, mode);
+    dp.updatePolicy(EP.A, ingressPolicy(allow({ identity: ID.B, protocol: 0 })));
+    expect((await B.tcp(A, 80)).ok).toBe(true);
+    expect((await B.tcp(A, 81)).ok).toBe(true);
+    dp.updatePolicy(EP.A, ingressPolicy(allow({ identity: ID.B, portLow: 81, portHigh: 81 })));
+    expect((await B.tcp(A, 81)).ok).toBe(true);
+    expect((await B.tcp(A, 80)).ok).toBe(false);
+    expect(dp.readPolicyCounters(EP.A).map((c) => [c.identity, c.portLow, c.portHigh])).toEqual([[ID.B, 81, 81]]);
+    // A second handle (another process, e.g. after an agent restart) sees exactly the same entries.
+    const other = Datapath.open({ pinRoot, stateDir, objectDir: OBJECT_DIR, tcMode: mode });
+    try {
+      expect(other.readPolicyCounters(EP.A).map((c) => [c.identity, c.portLow, c.portHigh])).toEqual([[ID.B, 81, 81]]);
+      other.updatePolicy(EP.A, ingressPolicy(allow({ identity: ID.B, portLow: 80, portHigh: 80 })));
+    } finally {
+      other.close();
+    }
+    expect((await B.tcp(A, 80)).ok).toBe(true);
+    expect((await B.tcp(A, 81)).ok).toBe(false);
+  });
+
   it('ipcache: 10.0.0.0/8 is X except a /32 that is Y, longest prefix wins', async (ctx) => {
     need(ctx, mode);
     dp.deleteIpcache([`${C.ipv4}/32`]);

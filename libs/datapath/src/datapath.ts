@@ -167,6 +167,7 @@ export class Datapath {
   private readonly endpointsMap: BpfMap<EndpointKey, EndpointInfo>;
   private readonly ipcache: BpfMap<IpcacheKey, IpcacheValue>;
   private readonly policy: BpfMap<PolicyKey, PolicyValue>;
+  private policyIndex?: Map<number, Map<string, { key: PolicyKey; verdict?: number }>>;
   private readonly conntrack: BpfMap<CtKey, CtEntry>;
   private readonly config: BpfMap<number, WeftConfig>;
   private readonly fromContainer: BpfProgram;
@@ -282,6 +283,7 @@ export class Datapath {
     }
     for (const ip of ips) this.forgetAddress(ip, endpointId);
     this.policy.deleteMany(this.policyKeysOf(endpointId));
+    this.policyIndex?.delete(endpointId);
     this.conntrack.deleteMany([...this.conntrack.keys()].filter((k) => k.endpoint_id === endpointId));
     rmSync(this.recordPath(endpointId), { force: true });
     return !!record || ips.size > 0 || stalePins > 0;
@@ -317,7 +319,7 @@ export class Datapath {
 
   readPolicyCounters(endpointId: number): PolicyCounter[] {
     const out: PolicyCounter[] = [];
-    for (const key of this.policyKeysOf(endpointId)) {
+    for (const { key } of this.indexOf(endpointId).values()) {
       const value = this.policy.get(key);
       if (!value) continue;
       const e = fromPolicyKey(key, value.verdict);
@@ -466,23 +468,49 @@ export class Datapath {
   /** Writes the new entries (keeping counters of unchanged ones), then deletes the stale ones. */
   private writePolicyEntries(endpointId: number, policy: EndpointPolicy): void {
     const wanted = new Map(compilePolicy(policy).map((e) => [keyId(e), e]));
-    // A trie lookup answers with the longest matching prefix, which may be a broader entry (any
-    // port) about to be deleted as stale: only a key that exists exactly may be skipped.
-    const existing = new Set(this.policyKeysOf(endpointId).map((k) => keyId(fromPolicyKey(k, 0))));
+    const have = this.indexOf(endpointId);
     for (const [id, e] of wanted) {
-      const key = toPolicyKey(endpointId, e);
       const verdict = e.verdict === 'deny' ? WEFT_VERDICT.WEFT_VERDICT_DENY : WEFT_VERDICT.WEFT_VERDICT_ALLOW;
-      const prior = existing.has(id) ? this.policy.get(key) : undefined;
-      if (prior?.verdict === verdict) continue;
+      const held = have.get(id);
+      // Only a key that exists exactly may be skipped (a trie lookup would answer with a broader
+      // entry about to be deleted as stale); unchanged entries keep their counters.
+      if (held) {
+        held.verdict ??= this.policy.get(held.key)?.verdict;
+        if (held.verdict === verdict) continue;
+      }
+      const key = toPolicyKey(endpointId, e);
       this.policy.set(key, { packets: 0n, bytes: 0n, verdict });
+      have.set(id, { key, verdict });
     }
-    const stale = this.policyKeysOf(endpointId).filter((k) => !wanted.has(keyId(fromPolicyKey(k, 0))));
-    this.policy.deleteMany(stale);
+    const stale = [...have].filter(([id]) => !wanted.has(id));
+    this.policy.deleteMany(stale.map(([, held]) => held.key));
+    for (const [id] of stale) have.delete(id);
   }
 
-  private policyKeysOf(endpointId: number): PolicyKey[] {
+  /**
+   * The policy keys of one endpoint, from an index built by one walk of the map on first use: an
+   * update then costs what the endpoint has, not what the node has (a walk is one syscall per key).
+   * Only this process writes the endpoints it attached, so the index stays true for them; detach
+   * walks the map again, since weft-cni may have written a degraded endpoint the index predates.
+   */
+  private indexOf(endpointId: number): Map<string, { key: PolicyKey; verdict?: number }> {
+    if (!this.policyIndex) {
+      this.policyIndex = new Map();
+      for (const key of this.policyKeysOf()) this.indexEntry(key.endpoint_id).set(keyId(fromPolicyKey(key, 0)), { key });
+    }
+    return this.indexEntry(endpointId);
+  }
+
+  private indexEntry(endpointId: number): Map<string, { key: PolicyKey; verdict?: number }> {
+    let m = this.policyIndex!.get(endpointId);
+    if (!m) this.policyIndex!.set(endpointId, (m = new Map()));
+    return m;
+  }
+
+  /** Policy keys in the map (of one endpoint, or all), by walking it. */
+  private policyKeysOf(endpointId?: number): PolicyKey[] {
     return [...this.policy.keys()].filter(
-      (k) => k.endpoint_id === endpointId && k.prefixlen >= WEFT_POLICY_EXACT_BITS,
+      (k) => (endpointId === undefined || k.endpoint_id === endpointId) && k.prefixlen >= WEFT_POLICY_EXACT_BITS,
     );
   }
 
