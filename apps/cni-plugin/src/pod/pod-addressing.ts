@@ -75,3 +75,28 @@ export async function configurePodAddressing(
 function ignoreExists(err: unknown): void {
   if (!isExists(err)) throw err;
 }
+
+/** CNI_IFNAME is taken inside the pod by an interface weft-cni did not make for this attachment. */
+export function interfaceConflict(ifname: string, link: { kind?: string; index: number }, why = 'it was not made by weft-cni for this container'): CniError {
+  return new CniError(
+    WEFT_ERR_INTERFACE_CONFLICT,
+    `interface ${ifname} already exists in the pod's network namespace`,
+    `kind ${link.kind ?? 'device'}, index ${link.index}; ${why}`,
+  );
+}
+
+/**
+ * Runs cleanup steps that must not stop each other (ADD rollback, DEL): a failing step is logged
+ * under `what` and the next one runs.
+ */
+export function bestEffort(logger: { warn(msg: string, f?: object): void }, phase: string) {
+  return async (what: string, fn: () => Promise<unknown>): Promise<boolean> => {
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      logger.warn(`${phase}: ${what} failed`, { err: (err as Error).message });
+      return false;
+    }
+  };
+}

@@ -31,7 +31,7 @@ import {
 } from '../../pod/agent-link';
 import { AttachmentStore, type AttachmentRecord } from '../../pod/attachment-store';
 import { asCniError, eniDaemonConf, eniPodClient, type EniDaemonConf } from '../../pod/eni-daemon';
-import { checkFailed, familyOf, WEFT_ERR_INTERFACE_CONFLICT } from '../../pod/pod-addressing';
+import { bestEffort, checkFailed, familyOf, interfaceConflict } from '../../pod/pod-addressing';
 import { parseWeftConf, type WeftConf } from '../../pod/pod-conf';
 import type { ModeHandlers } from '../registry';
 import { cniLabels } from '../veth';
@@ -69,11 +69,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
     try {
       const inPod = await podRtnl.findLink(ctx.ifname);
       if (inPod && !(previous?.eniMac && inPod.mac?.toLowerCase() === previous.eniMac.toLowerCase())) {
-        throw new CniError(
-          WEFT_ERR_INTERFACE_CONFLICT,
-          `interface ${ctx.ifname} already exists in the pod's network namespace`,
-          `kind ${inPod.kind ?? 'device'}, index ${inPod.index}; it is not the ENI weft-cni gave this container`,
-        );
+        throw interfaceConflict(ctx.ifname, inPod, 'it is not the ENI weft-cni gave this container');
       }
     } finally {
       podRtnl.close();
@@ -172,13 +168,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
       ],
     };
   } catch (err) {
-    const step = async (what: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (e) {
-        ctx.logger.error(`ADD rollback: ${what} failed`, { err: (e as Error).message });
-      }
-    };
+    const step = bestEffort(ctx.logger, 'ADD rollback');
     if (registered)
       await step('endpoint removal', () => removeEndpoint(w, ref, ctx.logger, registered!.registeredWith));
     if (moved && record?.eniMac)

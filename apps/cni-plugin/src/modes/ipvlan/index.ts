@@ -49,7 +49,7 @@ import {
   removePodRoutes,
   withMasterLock,
 } from '../../pod/ipvlan-host';
-import { checkFailed, WEFT_ERR_INTERFACE_CONFLICT } from '../../pod/pod-addressing';
+import { bestEffort, checkFailed, interfaceConflict } from '../../pod/pod-addressing';
 import { parseWeftConf, requireIpam, type IpvlanMode, type WeftConf } from '../../pod/pod-conf';
 import type { ModeHandlers } from '../registry';
 import { cniLabels } from '../veth';
@@ -231,13 +231,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
       ...(allocated.dns && Object.keys(allocated.dns).length ? { dns: allocated.dns } : {}),
     };
   } catch (err) {
-    const step = async (what: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (e) {
-        ctx.logger.error(`ADD rollback: ${what} failed`, { err: (e as Error).message });
-      }
-    };
+    const step = bestEffort(ctx.logger, 'ADD rollback');
     const ref = { containerId: ctx.containerId, ifname: ctx.ifname };
     if (registered)
       await step('endpoint removal', () => removeEndpoint(w, ref, ctx.logger, registered!.registeredWith));
@@ -275,11 +269,7 @@ async function clearPreviousAttempt(podRtnl: Rtnl, store: AttachmentStore, ctx: 
     await podRtnl.deleteLink(inPod.index).catch(ignoreNotFound);
     return;
   }
-  throw new CniError(
-    WEFT_ERR_INTERFACE_CONFLICT,
-    `interface ${ctx.ifname} already exists in the pod's network namespace`,
-    `kind ${inPod.kind ?? 'device'}, index ${inPod.index}; it was not made by weft-cni for this container`,
-  );
+  throw interfaceConflict(ctx.ifname, inPod);
 }
 
 /** Removes the pod link (when its netns is still there) and the host routes of a record. */

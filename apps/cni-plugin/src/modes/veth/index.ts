@@ -23,14 +23,15 @@ import { parseWeftConf, requireIpam, type WeftConf } from '../../pod/pod-conf';
 import { phaseTimer } from '../../pod/phase-timer';
 import type { ModeHandlers } from '../registry';
 import {
+  bestEffort,
   checkFailed,
   configurePodAddressing,
   enableHostForwarding,
   familyOf,
   hostPrefix,
   POD_GATEWAY_V4,
+  interfaceConflict,
   POD_GATEWAY_V6,
-  WEFT_ERR_INTERFACE_CONFLICT,
 } from '../../pod/pod-addressing';
 
 export const vethMode: ModeHandlers = { add, del, check, gc, status };
@@ -156,13 +157,7 @@ async function clearPreviousAttempt(ctx: CniContext, w: WeftConf, hostRtnl: Rtnl
     if (ipamFailure) throw ipamFailure;
   }
   const inPod = await podRtnl.findLink(ctx.ifname);
-  if (inPod) {
-    throw new CniError(
-      WEFT_ERR_INTERFACE_CONFLICT,
-      `interface ${ctx.ifname} already exists in the pod's network namespace`,
-      `kind ${inPod.kind ?? 'device'}, index ${inPod.index}; it was not made by weft-cni for this container`,
-    );
-  }
+  if (inPod) throw interfaceConflict(ctx.ifname, inPod);
 }
 
 async function rollback(
@@ -171,13 +166,7 @@ async function rollback(
   s: { hostRtnl: Rtnl; hostName: string; allocated?: CniResult; registered?: Registered; store: AttachmentStore },
 ): Promise<void> {
   const ref = { containerId: ctx.containerId, ifname: ctx.ifname };
-  const step = async (what: string, fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (err) {
-      ctx.logger.error(`ADD rollback: ${what} failed`, { err: (err as Error).message });
-    }
-  };
+  const step = bestEffort(ctx.logger, 'ADD rollback');
   if (s.registered)
     await step('endpoint removal', () => removeEndpoint(w, ref, ctx.logger, s.registered!.registeredWith));
   await step('host link deletion', () => s.hostRtnl.deleteLink(s.hostName).catch(ignoreNotFound));
@@ -208,13 +197,7 @@ async function teardown(ctx: CniContext, w: WeftConf, hostRtnl: Rtnl, keepAddres
   const ref = { containerId: ctx.containerId, ifname: ctx.ifname };
   const store = new AttachmentStore(w.stateDir, w.network);
   const record = store.get(ctx.containerId, ctx.ifname);
-  const step = async (what: string, fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (err) {
-      ctx.logger.warn(`DEL: ${what} failed`, { err: (err as Error).message });
-    }
-  };
+  const step = bestEffort(ctx.logger, 'DEL');
   const t = phaseTimer(ctx.logger, 'DEL');
   // The pair goes first: its programs go with it in the one device teardown the kernel does
   // anyway, where detaching them before would cost an RCU grace period per hook (tcx).
