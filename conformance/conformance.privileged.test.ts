@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,22 +25,32 @@ const SUITE_TIMEOUT_MS = 300_000;
 const scratch = mkdtempSync(join(tmpdir(), 'wk-conformance-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/** Runs `bash conformance/run.sh` (what `npm run conformance` runs) with extra env. */
-function runSuite(name: string, env: Record<string, string>): SuiteRun {
+/**
+ * Runs `bash conformance/run.sh` (what `npm run conformance` runs) with extra env. Asynchronously:
+ * a minutes-long spawnSync would stall this worker's event loop and vitest's RPC with it.
+ */
+async function runSuite(name: string, env: Record<string, string>): Promise<SuiteRun> {
   const out = join(scratch, `${name}.jsonl`);
-  const run = spawnSync('bash', ['conformance/run.sh'], {
-    cwd: repo,
-    env: { ...process.env, ...env, WEFT_CONFORMANCE_OUT: out },
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
+  const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((done, fail) => {
+    const child = spawn('bash', ['conformance/run.sh'], {
+      cwd: repo,
+      env: { ...process.env, ...env, WEFT_CONFORMANCE_OUT: out },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let o = '';
+    let e = '';
+    child.stdout.on('data', (d: Buffer) => (o += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (e += d.toString()));
+    child.on('error', fail);
+    child.on('close', (c) => done({ code: c ?? -1, stdout: o, stderr: e }));
   });
   const records = readFileSync(out, 'utf8')
     .split('\n')
     .filter((line) => line.trim())
     .map((line) => JSON.parse(line) as CaseRecord);
   // The summary table is the last part of stdout: show it in the test log.
-  console.log(run.stdout.slice(run.stdout.lastIndexOf('\nsuite ')));
-  return { exitCode: run.status ?? -1, records, output: run.stdout + run.stderr };
+  console.log(stdout.slice(stdout.lastIndexOf('\nsuite ')));
+  return { exitCode: code, records, output: stdout + stderr };
 }
 
 function count(records: CaseRecord[], suitePrefix: string, status: CaseRecord['status']): number {
@@ -67,10 +77,10 @@ function weftAnswersVersion(): string | undefined {
 describe('CNI conformance suite (conformance/run.sh)', () => {
   it(
     'passes against the reference plugins, which proves the harnesses',
-    (ctx) => {
+    async (ctx) => {
       privileged(ctx);
       requireCommands(ctx, 'go', 'jq', 'ip', 'iptables-save', '/usr/lib/cni/bridge');
-      const run = runSuite('reference', { WEFT_CONFORMANCE_GROUPS: 'reference' });
+      const run = await runSuite('reference', { WEFT_CONFORMANCE_GROUPS: 'reference' });
 
       const failures = run.records.filter((r) => r.status === 'fail');
       expect(failures, JSON.stringify(failures.slice(0, 5), null, 1)).toEqual([]);
@@ -93,10 +103,10 @@ describe('CNI conformance suite (conformance/run.sh)', () => {
 
   it(
     'fails against a deliberately broken plugin (WEFT_CONFORMANCE_SELFTEST_BROKEN=1)',
-    (ctx) => {
+    async (ctx) => {
       privileged(ctx);
       requireCommands(ctx, 'go', 'jq', '/usr/lib/cni/bridge');
-      const run = runSuite('broken', { WEFT_CONFORMANCE_SELFTEST_BROKEN: '1' });
+      const run = await runSuite('broken', { WEFT_CONFORMANCE_SELFTEST_BROKEN: '1' });
 
       expect(run.exitCode).not.toBe(0);
       expect(count(run.records, 'libcni/broken-bridge', 'fail')).toBeGreaterThan(30);
@@ -110,7 +120,7 @@ describe('CNI conformance suite (conformance/run.sh)', () => {
 
   it(
     'weft passes the suite',
-    (ctx) => {
+    async (ctx) => {
       privileged(ctx);
       requireCommands(ctx, 'go', 'jq');
       const notReady = weftAnswersVersion();
@@ -118,7 +128,7 @@ describe('CNI conformance suite (conformance/run.sh)', () => {
         console.log(`SKIPPED: ${notReady}`);
         ctx.skip(notReady);
       }
-      const run = runSuite('weft', { WEFT_CONFORMANCE_GROUPS: 'weft' });
+      const run = await runSuite('weft', { WEFT_CONFORMANCE_GROUPS: 'weft' });
 
       const failures = run.records.filter((r) => r.status === 'fail');
       expect(failures.map((f) => `${f.suite} ${f.case}: ${f.reason}`)).toEqual([]);

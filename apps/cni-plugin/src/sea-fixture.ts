@@ -12,11 +12,21 @@ export function cannotBuildSea(): string | undefined {
   return undefined;
 }
 
-/** Builds weft.cjs + the SEA into `out` with apps/cni-plugin/bundle.mjs (the real build). */
-export function buildInto(out: string, ...args: string[]): void {
-  execFileSync(process.execPath, [join(root, 'apps/cni-plugin/bundle.mjs'), '--out', out, ...args], {
-    stdio: 'pipe',
-    env: cleanEnv(),
+/**
+ * Builds weft.cjs + the SEA into `out` with apps/cni-plugin/bundle.mjs (the real build). Async: a
+ * build can take tens of seconds on a busy machine, too long to block a vitest worker.
+ */
+export function buildInto(out: string, ...args: string[]): Promise<void> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [join(root, 'apps/cni-plugin/bundle.mjs'), '--out', out, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: cleanEnv(),
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('error', fail);
+    child.on('close', (code) => (code === 0 ? done() : fail(new Error(`bundle.mjs exited ${code}: ${output}`))));
   });
 }
 

@@ -14,9 +14,9 @@ const scratch = mkdtempSync(join(tmpdir(), 'wi-sea-priv-'));
 let weft = '';
 const whyNot = cannotBuildSea();
 
-beforeAll(() => {
+beforeAll(async () => {
   if (whyNot || process.getuid?.() !== 0) return;
-  buildInto(join(scratch, 'dist'));
+  await buildInto(join(scratch, 'dist'));
   weft = copyAlone(join(scratch, 'dist', 'weft'), join(scratch, 'alone'));
   symlinkSync('weft', join(scratch, 'alone', 'weft-host-local'));
 }, 120_000);
@@ -97,4 +97,4 @@ describe('native addon cache fallbacks (privileged)', () => {
       /cannot load native addon weft_native:\n\s+\/var\/lib\/weft\/native: .*\n\s+\/run\/weft\/native: .*\n\s+\/var\/lib\/weft\/weft-native-0: /,
     );
   });
-});
+}, 180_000); // the real build, on a machine that may be busy

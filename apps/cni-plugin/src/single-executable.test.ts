@@ -24,13 +24,13 @@ const cache = join(scratch, 'native-cache');
 let weft = '';
 const whyNot = cannotBuildSea();
 
-beforeAll(() => {
+beforeAll(async () => {
   if (whyNot) return;
-  buildInto(out);
+  await buildInto(out);
   weft = copyAlone(join(out, 'weft'), alone);
   for (const name of ['weft-cni', 'weft-host-local', 'not-a-weft-program'])
     symlinkSync('weft', join(alone, name));
-}, 120_000);
+}, 180_000); // the real build, on a machine that may be busy
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function needsSea(ctx: { skip: () => void }): void {
@@ -214,10 +214,10 @@ describe('the node bundle', () => {
     expect(JSON.parse(r.stdout).mapped.every((f: string) => f.startsWith(join(out, 'native')))).toBe(true);
   });
 
-  it('--single-file: all programs in weft.cjs, evaluated only when run, SEA and node both work', (ctx) => {
+  it('--single-file: all programs in weft.cjs, evaluated only when run, SEA and node both work', async (ctx) => {
     needsSea(ctx);
     const single = join(scratch, 'single');
-    buildInto(single, '--single-file');
+    await buildInto(single, '--single-file');
     expect(existsSync(join(single, 'chunks'))).toBe(false);
     const bundle = readFileSync(join(single, 'weft.cjs'), 'utf8');
     expect(bundle).not.toMatch(/node-gyp-build/);
