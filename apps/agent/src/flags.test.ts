@@ -18,6 +18,13 @@ describe('weft-agent flags', () => {
     expect(c.metricsAddress).toBeUndefined();
   });
 
+  it('takes the attach mechanism from --tc-mode or WEFT_TC_MODE, refusing anything else', () => {
+    expect(parseAgentFlags(['--node-name', 'n'], {})!.tcMode).toBeUndefined();
+    expect(parseAgentFlags(['--tc-mode', 'clsact', '--node-name', 'n'], {})!.tcMode).toBe('clsact');
+    expect(parseAgentFlags(['--node-name', 'n'], { WEFT_TC_MODE: 'tcx' })!.tcMode).toBe('tcx');
+    expect(() => parseAgentFlags(['--tc-mode', 'xdp', '--node-name', 'n'], {})).toThrow(/--tc-mode: one of auto, tcx, clsact/);
+  });
+
   it('picks the source: manifests dir, kubeconfig, in-cluster (explicit or by environment)', () => {
     expect(parseAgentFlags(['--manifests', '/etc/weft/m', '--node-name', 'n'], {})!.source).toEqual({
       kind: 'manifests',

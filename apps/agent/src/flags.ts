@@ -28,6 +28,8 @@ export interface AgentConfig {
   pinRoot: string;
   /** BPF objects folder (default: found, see @weft/datapath findBpfObjectDir). */
   bpfDir?: string;
+  /** How programs are attached: tcx links (kernel 6.6+), clsact filters, or auto (tcx where it exists). */
+  tcMode?: 'auto' | 'tcx' | 'clsact';
   metricsAddress?: { host: string; port: number };
   logLevel: LogLevel;
   /** Endpoint GC period (netns gone); 0 disables the periodic run (the start-up one stays). */
@@ -54,6 +56,9 @@ Options:
   --queue-dir DIR          work weft-cni queued while the agent was down (default ${DEFAULT_AGENT_QUEUE_DIR})
   --pin-root DIR           bpffs folder of the pinned maps and programs (default ${DEFAULT_PIN_ROOT})
   --bpf-dir DIR            folder of from-container.o / to-container.o (default: found)
+  --tc-mode MODE           auto (default: tcx links where the kernel has them, else clsact), tcx or
+                           clsact. tcx lets the bandwidth plugin chain after weft; clsact attaches
+                           and detaches faster (no RCU grace period per hook)
   --metrics-address H:P    also serve Prometheus /metrics on TCP, e.g. 127.0.0.1:9962
                            (always served at /metrics on the socket)
   --gc-interval SECONDS    how often endpoints whose netns is gone are removed (default 60; 0: only at start)
@@ -101,6 +106,7 @@ export function parseAgentFlags(
         'queue-dir': { type: 'string' },
         'pin-root': { type: 'string' },
         'bpf-dir': { type: 'string' },
+        'tc-mode': { type: 'string' },
         'metrics-address': { type: 'string' },
         'gc-interval': { type: 'string' },
         'log-level': { type: 'string' },
@@ -143,6 +149,10 @@ export function parseAgentFlags(
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(nodeName))
     throw new AgentConfigError(`--node-name: ${JSON.stringify(nodeName)} is not a valid node name`);
 
+  const tcMode = v['tc-mode'] ?? env.WEFT_TC_MODE;
+  if (tcMode !== undefined && !['auto', 'tcx', 'clsact'].includes(tcMode))
+    throw new AgentConfigError(`--tc-mode: one of auto, tcx, clsact, got ${JSON.stringify(tcMode)}`);
+
   const stateDir = absolute('--state-dir', v['state-dir'] ?? DEFAULT_STATE_DIR);
   return {
     source,
@@ -152,6 +162,7 @@ export function parseAgentFlags(
     queueDir: absolute('--queue-dir', v['queue-dir'] ?? DEFAULT_AGENT_QUEUE_DIR),
     pinRoot: absolute('--pin-root', v['pin-root'] ?? DEFAULT_PIN_ROOT),
     ...(v['bpf-dir'] !== undefined && { bpfDir: absolute('--bpf-dir', v['bpf-dir']) }),
+    ...(tcMode !== undefined && { tcMode: tcMode as 'auto' | 'tcx' | 'clsact' }),
     ...(v['metrics-address'] !== undefined && { metricsAddress: parseAddress(v['metrics-address']) }),
     logLevel,
     gcIntervalMs,

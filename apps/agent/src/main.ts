@@ -19,6 +19,7 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
     pinRoot: config.pinRoot,
     stateDir: join(config.stateDir, 'datapath'),
     ...(config.bpfDir !== undefined && { objectDir: config.bpfDir }),
+    ...(config.tcMode !== undefined && { tcMode: config.tcMode }),
   });
   let source: PolicySource | undefined;
   const sourceLog = logger.child({ component: 'source' });

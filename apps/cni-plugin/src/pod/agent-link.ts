@@ -138,7 +138,7 @@ async function attachLocally(
 ): Promise<void> {
   try {
     const { Datapath } = await import('@weft/datapath');
-    const dp = Datapath.open({ pinRoot: w.pinRoot, stateDir: `${w.stateDir}/datapath` });
+    const dp = Datapath.open({ pinRoot: w.pinRoot, stateDir: `${w.stateDir}/datapath`, ...(w.tcMode && { tcMode: w.tcMode }) });
     try {
       dp.attachEndpoint({
         endpointId,
@@ -164,7 +164,7 @@ async function attachLocally(
 async function detachLocally(w: WeftConf, endpointId: number, logger: Logger): Promise<void> {
   try {
     const { Datapath } = await import('@weft/datapath');
-    const dp = Datapath.open({ pinRoot: w.pinRoot, stateDir: `${w.stateDir}/datapath` });
+    const dp = Datapath.open({ pinRoot: w.pinRoot, stateDir: `${w.stateDir}/datapath`, ...(w.tcMode && { tcMode: w.tcMode }) });
     try {
       dp.detachEndpoint(endpointId);
     } finally {

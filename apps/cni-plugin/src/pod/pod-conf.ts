@@ -25,6 +25,8 @@ export interface WeftConf {
   ipam?: IpamConf;
   master?: string;
   ipvlanMode: IpvlanMode;
+  /** How weft-cni attaches the datapath itself (degraded mode); the agent has its own --tc-mode. */
+  tcMode?: 'auto' | 'tcx' | 'clsact';
 }
 
 function invalid(key: string, value: unknown, expected: string): never {
@@ -74,6 +76,7 @@ export function parseWeftConf(conf: NetConf): WeftConf {
     ipam: conf.ipam,
     master,
     ipvlanMode: ipvlanMode as IpvlanMode,
+    ...(conf.tcMode !== undefined && { tcMode: conf.tcMode as 'auto' | 'tcx' | 'clsact' }),
   };
 }
 
