@@ -47,26 +47,36 @@ const variants = [
       ipam: { type: 'host-local', ranges: [[{ subnet: '10.94.0.0/16' }]], dataDir: join(work, 'ipam') },
     },
   },
-  { name: 'weft-cni veth + weft-host-local (no agent, degraded)', plugin: join(bin, 'weft-cni'), path: `${bin}:${ref}`, conf: weftConf() },
+  { name: 'weft-cni veth + weft-host-local (no agent, degraded, tc auto)', plugin: join(bin, 'weft-cni'), path: `${bin}:${ref}`, conf: weftConf() },
 ];
-const agentSocket = join(work, 'agent.sock');
-variants.splice(1, 0, {
-  name: 'weft-cni veth + weft-host-local (with weft-agent)',
-  plugin: join(bin, 'weft-cni'),
-  path: `${bin}:${ref}`,
-  conf: weftConf({ degraded: false, agentSocket }),
-});
-const agent = spawn(
-  join(bin, 'weft-agent'),
-  ['--socket', agentSocket, '--state-dir', join(work, 'state'), '--queue-dir', join(work, 'state', 'queue'),
-    '--pin-root', pinRoot, '--node-name', 'bench', '--log-level', 'error'],
-  { stdio: 'ignore' },
-);
-for (let i = 0; ; i++) {
-  const r = spawnSync(join(bin, 'weft'), ['status', '--socket', agentSocket], { encoding: 'utf8' });
-  if (r.status === 0) break;
-  if (i > 100) throw new Error(`weft-agent did not start: ${r.stderr}`);
-  await new Promise((done) => setTimeout(done, 100));
+// Two agents: the default attach (tcx links on kernels that have them) and clsact filters.
+const agents = [];
+function startAgent(name, tcMode) {
+  const socket = join(work, `${name}.sock`);
+  const proc = spawn(
+    join(bin, 'weft-agent'),
+    ['--socket', socket, '--state-dir', join(work, name), '--queue-dir', join(work, name, 'queue'),
+      '--pin-root', `${pinRoot}-${name}`, '--node-name', 'bench', '--log-level', 'error', '--tc-mode', tcMode],
+    { stdio: 'ignore' },
+  );
+  agents.push({ proc, pin: `${pinRoot}-${name}` });
+  return socket;
+}
+const mechanism = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
+for (const [name, tcMode] of [['agent-auto', 'auto'], ['agent-clsact', 'clsact']]) {
+  const socket = startAgent(name, tcMode);
+  variants.splice(variants.length - 1, 0, {
+    name: `weft-cni veth + weft-host-local (agent, ${tcMode === 'auto' ? 'tc auto' : 'clsact'})`,
+    plugin: join(bin, 'weft-cni'),
+    path: `${bin}:${ref}`,
+    conf: weftConf({ degraded: false, agentSocket: socket, stateDir: join(work, name), pinRoot: `${pinRoot}-${name}` }),
+  });
+  for (let i = 0; ; i++) {
+    const r = spawnSync(join(bin, 'weft'), ['status', '--socket', socket], { encoding: 'utf8' });
+    if (r.status === 0) break;
+    if (i > 100) throw new Error(`weft-agent did not start: ${r.stderr}`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
 }
 
 function timed(v, command, id, netns) {
@@ -109,7 +119,10 @@ try {
     });
   }
 } finally {
-  agent.kill();
+  for (const a of agents) {
+    a.proc.kill();
+    spawnSync('rm', ['-rf', a.pin]);
+  }
   spawnSync('ip', ['link', 'del', 'wbr-bench']);
   spawnSync('rm', ['-rf', pinRoot]);
   rmSync(work, { recursive: true, force: true });
@@ -120,7 +133,9 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 const f = (n) => n.toFixed(1).padStart(7);
-console.log(`pod ADD/DEL latency, ${iterations} iterations each, interleaved; ms including process start`);
+console.log(
+  `pod ADD/DEL latency, ${iterations} iterations each, interleaved; ms including process start; kernel ${mechanism} (tc auto = tcx here when >= 6.6)`,
+);
 console.log(`${'plugin'.padEnd(54)} ${'ADD p50'.padStart(7)} ${'ADD p95'.padStart(7)} ${'DEL p50'.padStart(7)} ${'DEL p95'.padStart(7)}  ADD/ref DEL/ref (p50)`);
 const base = samples[0];
 variants.forEach((v, k) => {
