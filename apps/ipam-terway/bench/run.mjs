@@ -19,8 +19,11 @@ try {
     target: 'node20',
     format: 'cjs',
     logLevel: 'error',
+    // The netlink package finds its binding relative to itself, which a bundle moves away from.
+    alias: { 'node-gyp-build': join(here, '../../../libs/netlink/bench/node-gyp-build-shim.cjs') },
   });
-  const env = { ...process.env };
+  // Both addons as the build put them beside weft.cjs (npm run build): the bundle lives in a temp dir.
+  const env = { ...process.env, WEFT_NATIVE_DIR: join(here, '../../../dist/bin/native') };
   delete env.NODE_EXTRA_CA_CERTS;
   execFileSync(process.execPath, [out], { stdio: 'inherit', env });
 } finally {
