@@ -256,10 +256,13 @@ describe.each(MODES)('datapath with real traffic between namespaces (%s)', (mode
     const other = Datapath.open({ pinRoot, stateDir, objectDir: OBJECT_DIR, tcMode: mode });
     try {
       expect(other.readPolicyCounters(EP.A).map((c) => [c.identity, c.portLow, c.portHigh])).toEqual([[ID.B, 81, 81]]);
-      other.updatePolicy(EP.A, ingressPolicy(allow({ identity: ID.B, portLow: 80, portHigh: 80 })));
     } finally {
       other.close();
     }
+    // Back and forth: the incremental path writes only what changed, and nothing stale survives.
+    dp.updatePolicy(EP.A, ingressPolicy(allow({ identity: ID.B, portLow: 80, portHigh: 80 }), allow({ identity: ID.C, portLow: 81, portHigh: 81 })));
+    dp.updatePolicy(EP.A, ingressPolicy(allow({ identity: ID.B, portLow: 80, portHigh: 80 })));
+    expect(dp.readPolicyCounters(EP.A).map((c) => [c.identity, c.portLow, c.portHigh])).toEqual([[ID.B, 80, 80]]);
     expect((await B.tcp(A, 80)).ok).toBe(true);
     expect((await B.tcp(A, 81)).ok).toBe(false);
   });
