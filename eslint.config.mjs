@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', '**/build/**', '.nx/**', 'conformance/**/*.go'] },
@@ -12,4 +13,6 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { patterns: ['@weft/*/*'] }],
     },
   },
+  // Build scripts, benchmarks and test helpers written as plain Node modules.
+  { files: ['**/*.mjs', '**/*.cjs'], languageOptions: { globals: globals.node } },
 );

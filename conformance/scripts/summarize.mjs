@@ -1,4 +1,3 @@
-/* global process, console */
 // Reads the suites' JSON lines and prints the summary table: per suite the number of
 // cases, passed, failed and skipped (with the skip reasons), then every failure.
 // Exit status 1 when any case failed or nothing ran at all.

@@ -2,7 +2,6 @@
 // binding by directory, which no longer exists once bundled; @weft/native's loader knows where the
 // binding lives (SEA asset, next to the bundle, or node_modules). Use as an esbuild alias:
 //   alias: { 'node-gyp-build': '<repo>/libs/netlink/bench/node-gyp-build-shim.cjs' }
-/* global require, module */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { loadAddon } = require('@weft/native');
 module.exports = () => loadAddon('netlink');

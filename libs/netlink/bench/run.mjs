@@ -1,5 +1,4 @@
 // Bundles pod-setup.ts the way the weft binary is bundled and runs it: node libs/netlink/bench/run.mjs [iterations]
-/* global process */
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
