@@ -25,7 +25,7 @@ import { agentKnows, agentStatus, registerEndpoint, removeEndpoint, type Registe
 import { AttachmentStore, type AttachmentRecord } from './attachment-store';
 import { parseWeftConf, type WeftConf } from './pod-conf';
 import { checkFailed, hostPrefix } from './pod-addressing';
-import { cniLabels } from '../modes/veth';
+import { registrationBase } from './registration';
 import type { ModeHandlers } from '../modes/registry';
 
 export type ChainingModeName = Extract<EndpointMode, 'generic-veth' | 'terway'>;
@@ -202,6 +202,7 @@ async function add(ctx: CniContext, flavour: ChainedFlavour): Promise<CniResult>
   const w = parseWeftConf(ctx.conf);
   const prev = requirePrev(ctx);
   const podIf = prevPodInterface(prev, ctx);
+  const base = registrationBase(ctx, w, flavour.mode);
   const store = new AttachmentStore(w.stateDir, w.network);
   const attach = await withPod(ctx, async (links) => {
     const podLink = await links.podRtnl.findLink(podIf.iface.name);
@@ -233,15 +234,7 @@ async function add(ctx: CniContext, flavour: ChainedFlavour): Promise<CniResult>
     registered = await registerEndpoint(
       w,
       {
-        containerId: ctx.containerId,
-        ifname: ctx.ifname,
-        network: w.network,
-        netns: ctx.netns,
-        mode: flavour.mode,
-        podNamespace: ctx.args.K8S_POD_NAMESPACE,
-        podName: ctx.args.K8S_POD_NAME,
-        podUid: ctx.args.K8S_POD_UID,
-        labels: cniLabels(ctx),
+        ...base,
         ips: podIf.ips,
         podIfname: attach.podLink.name,
         podMac: attach.podLink.mac,

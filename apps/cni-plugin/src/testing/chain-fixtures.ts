@@ -151,9 +151,12 @@ export function normalise(result: unknown, names: Record<string, string> = {}): 
   return JSON.parse(text);
 }
 
-export function ping(nsName: string, to: string): boolean {
+/** One ping from inside a namespace (by name, or a ScratchNetns), IPv4 or IPv6 by the address. */
+export function ping(ns: string | { name: string }, to: string): boolean {
+  const name = typeof ns === 'string' ? ns : ns.name;
+  const family = to.includes(':') ? '-6' : '-4';
   try {
-    execFileSync('ip', ['netns', 'exec', nsName, 'ping', '-c1', '-W2', to], { stdio: 'ignore' });
+    execFileSync('ip', ['netns', 'exec', name, 'ping', family, '-c1', '-W2', to], { stdio: 'ignore' });
     return true;
   } catch {
     return false;

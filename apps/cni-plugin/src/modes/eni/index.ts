@@ -34,7 +34,7 @@ import { asCniError, eniDaemonConf, eniPodClient, type EniDaemonConf } from '../
 import { bestEffort, checkFailed, familyOf, interfaceConflict } from '../../pod/pod-addressing';
 import { parseWeftConf, type WeftConf } from '../../pod/pod-conf';
 import type { ModeHandlers } from '../registry';
-import { cniLabels } from '../veth';
+import { registrationBase } from '../../pod/registration';
 
 export const eniMode: ModeHandlers = { add, del, check, gc, status };
 
@@ -54,6 +54,7 @@ function conf(ctx: CniContext): { w: WeftConf; daemon: EniDaemonConf } {
 
 async function add(ctx: CniContext): Promise<CniResult> {
   const { w, daemon } = conf(ctx);
+  const base = registrationBase(ctx, w, 'eni');
   const { EniDaemonClient, findEniLink, moveEniIntoPod, moveEniBack } = await eniPodClient();
   const client = new EniDaemonClient(daemon.socket, daemon.timeoutMs);
   const ref = { containerId: ctx.containerId, ifname: ctx.ifname };
@@ -135,14 +136,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
     registered = await registerEndpoint(
       w,
       {
-        ...ref,
-        network: w.network,
-        netns: ctx.netns,
-        mode: 'eni',
-        podNamespace: ctx.args.K8S_POD_NAMESPACE,
-        podName: ctx.args.K8S_POD_NAME,
-        podUid: ctx.args.K8S_POD_UID,
-        labels: cniLabels(ctx),
+        ...base,
         ips,
         podIfname: ctx.ifname,
         podMac: podLink.mac,

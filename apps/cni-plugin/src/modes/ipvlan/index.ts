@@ -52,7 +52,7 @@ import {
 import { bestEffort, checkFailed, interfaceConflict } from '../../pod/pod-addressing';
 import { parseWeftConf, requireIpam, type IpvlanMode, type WeftConf } from '../../pod/pod-conf';
 import type { ModeHandlers } from '../registry';
-import { cniLabels } from '../veth';
+import { registrationBase } from '../../pod/registration';
 
 export const ipvlanMode: ModeHandlers = { add, del, check, gc, status };
 
@@ -132,6 +132,7 @@ function assertUsableMaster(master: Link, conf: NetConf): void {
 async function add(ctx: CniContext): Promise<CniResult> {
   const { w, hostLink, eniMaster } = parseIpvlanConf(ctx.conf);
   requireIpam(w);
+  const base = registrationBase(ctx, w, 'ipvlan');
   const store = new AttachmentStore(w.stateDir, w.network);
   const hostRtnl = openRtnl();
   let pod: Netns | undefined;
@@ -204,15 +205,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
     registered = await registerEndpoint(
       w,
       {
-        containerId: ctx.containerId,
-        ifname: ctx.ifname,
-        network: w.network,
-        netns: ctx.netns,
-        mode: 'ipvlan',
-        podNamespace: ctx.args.K8S_POD_NAMESPACE,
-        podName: ctx.args.K8S_POD_NAME,
-        podUid: ctx.args.K8S_POD_UID,
-        labels: cniLabels(ctx),
+        ...base,
         ips: bare,
         podIfname: ctx.ifname,
         podMac: podLink.mac,

@@ -11,7 +11,6 @@ import {
   CNI_ERR_INVALID_NETCONF,
   type CniContext,
   type CniResult,
-  type CniRoute,
 } from '@weft/cni';
 import { isNotFound, openRtnl, type Link, type Rtnl } from '@weft/netlink';
 import { Netns } from '@weft/netns';
@@ -21,6 +20,7 @@ import { hostVethName } from '../../pod/host-names';
 import { addressesOf, ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pod/ipam';
 import { parseWeftConf, requireIpam, type WeftConf } from '../../pod/pod-conf';
 import { phaseTimer } from '../../pod/phase-timer';
+import { registrationBase } from '../../pod/registration';
 import type { ModeHandlers } from '../registry';
 import {
   bestEffort,
@@ -40,6 +40,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
   const t = phaseTimer(ctx.logger, 'ADD');
   const w = parseWeftConf(ctx.conf);
   requireIpam(w);
+  const base = registrationBase(ctx, w, 'veth');
   const hostName = hostVethName(ctx.containerId, ctx.ifname);
   const store = new AttachmentStore(w.stateDir, w.network);
   const pod = Netns.open(ctx.netns);
@@ -84,15 +85,7 @@ async function add(ctx: CniContext): Promise<CniResult> {
     registered = await registerEndpoint(
       w,
       {
-        containerId: ctx.containerId,
-        ifname: ctx.ifname,
-        network: w.network,
-        netns: ctx.netns,
-        mode: 'veth',
-        podNamespace: ctx.args.K8S_POD_NAMESPACE,
-        podName: ctx.args.K8S_POD_NAME,
-        podUid: ctx.args.K8S_POD_UID,
-        labels: cniLabels(ctx),
+        ...base,
         ips,
         podIfname: ctx.ifname,
         podMac: podLink.mac,
@@ -244,7 +237,7 @@ async function check(ctx: CniContext): Promise<void> {
       checkFailed(`${ctx.ifname} has MAC ${podLink.mac}, the result says ${expectedIf.mac}`);
     await checkPodAddressing(podRtnl, podLink, prev);
     const hostRoutes = await hostRtnl.listRoutes({ dev: host.index });
-    for (const ip of addressesOfPrev(prev)) {
+    for (const ip of addressesOf(prev)) {
       if (!hostRoutes.some((r) => r.dst === hostPrefix(ip)))
         checkFailed(`the host has no route to ${ip} via ${hostName}`);
     }
@@ -267,17 +260,13 @@ async function checkPodAddressing(podRtnl: Rtnl, podLink: Link, prev: CniResult)
     const [addr] = ip.address.split('/');
     if (!have.has(hostPrefix(addr!))) checkFailed(`${podLink.name} lacks address ${hostPrefix(addr!)}`);
   }
-  const families = new Set(addressesOfPrev(prev).map(familyOf));
+  const families = new Set(addressesOf(prev).map(familyOf));
   for (const family of families) {
     const routes = await podRtnl.listRoutes({ family, dev: podLink.index });
     const gw = family === 4 ? POD_GATEWAY_V4 : POD_GATEWAY_V6;
     if (!routes.some((r) => r.dst === 'default' && r.gateway === gw))
       checkFailed(`the pod has no IPv${family} default route via ${gw}`);
   }
-}
-
-function addressesOfPrev(prev: CniResult): string[] {
-  return addressesOf(prev);
 }
 
 async function gc(ctx: CniContext): Promise<void> {
@@ -307,32 +296,7 @@ async function status(ctx: CniContext): Promise<void> {
   if (w.ipam) await ipamStatus(ctx);
 }
 
-/** Labels from the `args.cni.labels` convention: an object of strings, or a list of {key, value}. */
-export function cniLabels(ctx: CniContext): Record<string, string> | undefined {
-  const cni = (ctx.conf.args as { cni?: { labels?: unknown } } | undefined)?.cni;
-  const labels = cni?.labels;
-  if (labels === undefined) return undefined;
-  const out: Record<string, string> = {};
-  if (Array.isArray(labels)) {
-    for (const l of labels) {
-      if (!l || typeof l.key !== 'string' || typeof l.value !== 'string')
-        throw new CniError(CNI_ERR_INVALID_NETCONF, `invalid network config: args.cni.labels entry ${JSON.stringify(l)} (expected {"key": string, "value": string})`);
-      out[l.key] = l.value;
-    }
-  } else if (typeof labels === 'object' && labels !== null) {
-    for (const [k, v] of Object.entries(labels)) {
-      if (typeof v !== 'string')
-        throw new CniError(CNI_ERR_INVALID_NETCONF, `invalid network config: args.cni.labels.${k} ${JSON.stringify(v)} (expected a string)`);
-      out[k] = v;
-    }
-  } else {
-    throw new CniError(CNI_ERR_INVALID_NETCONF, `invalid network config: args.cni.labels ${JSON.stringify(labels)} (expected an object or a list)`);
-  }
-  return out;
-}
-
 function ignoreNotFound(err: unknown): void {
   if (!isNotFound(err)) throw err;
 }
 
-export type { CniRoute };

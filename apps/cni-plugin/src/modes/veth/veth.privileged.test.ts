@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { privileged, requireCommands, ScratchNetns } from '@weft/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostVethName } from '../../pod/host-names';
-import { weftProgramsOn } from '../../testing/chain-fixtures';
+import { hostAddress, ping, weftProgramsOn } from '../../testing/chain-fixtures';
 import { DIST_BIN, inPool, runCni, type CniOutcome } from '../../testing/cni-run';
 import { tcxSupported } from '@weft/bpf';
 
@@ -69,22 +69,6 @@ function reservedIps(): string[] {
 
 function hostRoutesTo(ip: string): string {
   return execFileSync('ip', ['route', 'show', `${ip}/32`], { encoding: 'utf8' }).trim();
-}
-
-function ping(from: ScratchNetns, to: string): boolean {
-  try {
-    from.exec('ping', to.includes(':') ? '-6' : '-4', '-c1', '-W2', to);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function hostAddress(): string {
-  const out = execFileSync('ip', ['-4', '-o', 'addr', 'show', 'scope', 'global'], { encoding: 'utf8' });
-  const m = /inet (\d+\.\d+\.\d+\.\d+)/.exec(out);
-  if (!m) throw new Error('the host has no global IPv4 address to ping');
-  return m[1]!;
 }
 
 describe('weft-cni veth mode on real namespaces', () => {
@@ -217,7 +201,7 @@ describe('weft-cni veth mode on real namespaces', () => {
     privileged(ctx);
     const a = pod();
     const before = hostLinks().length;
-    for (const bad of [{ mtu: 70000 }, { mtu: 'big' }, { degraded: 'yes' }, { stateDir: 'relative' }, { ipam: undefined }]) {
+    for (const bad of [{ mtu: 70000 }, { mtu: 'big' }, { degraded: 'yes' }, { stateDir: 'relative' }, { ipam: undefined }, { args: { cni: { labels: ['app=web'] } } }]) {
       const r = await add('wv-bad', a, { ...conf(), ...bad });
       expect(r.json?.code, JSON.stringify(bad)).toBe(7);
     }
