@@ -87,6 +87,18 @@ export async function ipamStatus(ctx: CniContext): Promise<void> {
   await delegateStatus(type, ctx.conf, ctx);
 }
 
+/** IPAM plugins that answer a repeated ADD of one attachment with the addresses it already has. */
+const REPEATS_ADDRESSES = new Set(['weft-host-local', 'weft-eni']);
+
+/**
+ * Whether a repeated ADD may keep the attachment's addresses: true for the IPAM plugins above;
+ * others must be released first (the reference host-local refuses a duplicate allocation, and a
+ * failed ADD would then release the address the earlier one still uses).
+ */
+export function ipamRepeatsAddresses(conf: NetConf): boolean {
+  return REPEATS_ADDRESSES.has(ipamType(conf));
+}
+
 /** The host addresses (no prefix) of an IPAM result. */
 export function addressesOf(result: CniResult): string[] {
   return (result.ips ?? []).map((ip) => ip.address.split('/')[0]!);

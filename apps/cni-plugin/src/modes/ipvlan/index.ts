@@ -33,7 +33,15 @@ import {
 } from '../../pod/agent-link';
 import { AttachmentStore, type AttachmentRecord } from '../../pod/attachment-store';
 import { eniDaemonConf, eniMasterOf, usesEniIpam } from '../../pod/eni-daemon';
-import { addressesOf, ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pod/ipam';
+import {
+  addressesOf,
+  ipamAdd,
+  ipamCheck,
+  ipamDel,
+  ipamGc,
+  ipamRepeatsAddresses,
+  ipamStatus,
+} from '../../pod/ipam';
 import { checkIpvlanPod, configureIpvlanPod, podIpsOf } from '../../pod/ipvlan-addressing';
 import {
   addPodRoutes,
@@ -251,18 +259,19 @@ async function add(ctx: CniContext): Promise<CniResult> {
 }
 
 /**
- * A repeated ADD starts over: our own ipvlan from the earlier ADD is removed (the IPAM plugin
- * hands back the same address). An interface of that name that is not ours is a conflict.
+ * A repeated ADD starts over: our own ipvlan from the earlier ADD is removed, and its address
+ * released unless the IPAM plugin hands it back anyway (ipamRepeatsAddresses). An interface of
+ * that name that is not ours is a conflict.
  */
 async function clearPreviousAttempt(podRtnl: Rtnl, store: AttachmentStore, ctx: CniContext): Promise<void> {
-  const inPod = await podRtnl.findLink(ctx.ifname);
-  if (!inPod) return;
   const rec = store.get(ctx.containerId, ctx.ifname);
-  if (inPod.kind === 'ipvlan' && rec?.mode === 'ipvlan' && rec.netns === ctx.netns) {
+  const inPod = await podRtnl.findLink(ctx.ifname);
+  if (inPod) {
+    if (!(inPod.kind === 'ipvlan' && rec?.mode === 'ipvlan' && rec.netns === ctx.netns))
+      throw interfaceConflict(ctx.ifname, inPod);
     await podRtnl.deleteLink(inPod.index).catch(ignoreNotFound);
-    return;
   }
-  throw interfaceConflict(ctx.ifname, inPod);
+  if (rec?.mode === 'ipvlan' && !ipamRepeatsAddresses(ctx.conf)) await ipamDel(ctx);
 }
 
 /** Removes the pod link (when its netns is still there) and the host routes of a record. */

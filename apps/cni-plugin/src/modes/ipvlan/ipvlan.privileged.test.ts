@@ -285,6 +285,20 @@ describe('weft-cni ipvlan mode', () => {
     expectOk(await run(b, 'DEL', 'wip-rep', a.path, cf));
     expect(reservedIps()).toEqual([]);
     expect(b.links().filter((l) => l.startsWith('wipvl'))).toEqual([]);
+
+    // The reference host-local refuses a duplicate allocation: a repeated ADD releases first, and
+    // the pod ends with its interface and exactly one reservation.
+    const refDir = join(work, 'ipam-ref');
+    const rcf = conf(b, 'l2', { ipam: { ...cf.ipam, type: 'host-local', dataDir: refDir } });
+    const r = pod();
+    expectOk(await run(b, 'ADD', 'wip-ref', r.path, rcf));
+    expectOk(await run(b, 'ADD', 'wip-ref', r.path, rcf));
+    expect(r.exec('ip', '-o', 'link', 'show')).toMatch(/eth0/);
+    const refReserved = () => readdirSync(join(refDir, NET)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+    expect(refReserved()).toHaveLength(1);
+    expect(ping(r, b.gateway)).toBe(true);
+    expectOk(await run(b, 'DEL', 'wip-ref', r.path, rcf));
+    expect(refReserved()).toEqual([]);
   });
 
   it('without the node-side link (ipvlanHostLink: false) pods still reach each other and the gateway', async (ctx) => {

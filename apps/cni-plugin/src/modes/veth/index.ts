@@ -17,7 +17,15 @@ import { Netns } from '@weft/netns';
 import { agentKnows, agentStatus, registerEndpoint, removeEndpoint, type Registered } from '../../pod/agent-link';
 import { AttachmentStore, type AttachmentRecord } from '../../pod/attachment-store';
 import { hostVethName } from '../../pod/host-names';
-import { addressesOf, ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pod/ipam';
+import {
+  addressesOf,
+  ipamAdd,
+  ipamCheck,
+  ipamDel,
+  ipamGc,
+  ipamRepeatsAddresses,
+  ipamStatus,
+} from '../../pod/ipam';
 import { parseWeftConf, requireIpam, type WeftConf } from '../../pod/pod-conf';
 import { phaseTimer } from '../../pod/phase-timer';
 import { registrationBase } from '../../pod/registration';
@@ -144,9 +152,7 @@ async function clearPreviousAttempt(ctx: CniContext, w: WeftConf, hostRtnl: Rtnl
   const store = new AttachmentStore(w.stateDir, w.network);
   if (store.get(ctx.containerId, ctx.ifname) || (await hostRtnl.findLink(hostName))) {
     ctx.logger.info('repeated ADD: removing what the earlier ADD made', { containerId: ctx.containerId });
-    // weft-host-local hands the same attachment its same address again: keep it across the redo.
-    const keepAddress = w.ipam?.type === 'weft-host-local';
-    const ipamFailure = await teardown(ctx, w, hostRtnl, keepAddress);
+    const ipamFailure = await teardown(ctx, w, hostRtnl, ipamRepeatsAddresses(ctx.conf));
     if (ipamFailure) throw ipamFailure;
   }
   const inPod = await podRtnl.findLink(ctx.ifname);
