@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "if-target.h"
 #include "netns-thread.h"
 #include "tcx.h"
 
@@ -309,35 +310,15 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
 
 // --- tc (clsact + cls_bpf direct-action), in the caller's or a given network namespace ---
 
-struct TcTarget {
-  int netns_fd = -1;
-  int ifindex = 0;
-  std::string ifname;
+struct TcTarget : IfTarget {
   bpf_tc_attach_point point = BPF_TC_INGRESS;
   uint32_t handle = 0;
   uint32_t priority = 0;
 };
 
 bool ParseTcTarget(const Napi::CallbackInfo& info, TcTarget* t) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject()) {
-    Napi::TypeError::New(env, "target must be { ifindex | ifname, netnsFd? }").ThrowAsJavaScriptException();
-    return false;
-  }
-  Napi::Object o = info[0].As<Napi::Object>();
-  if (o.Get("netnsFd").IsNumber()) t->netns_fd = o.Get("netnsFd").As<Napi::Number>().Int32Value();
-  if (o.Get("ifindex").IsNumber()) t->ifindex = o.Get("ifindex").As<Napi::Number>().Int32Value();
-  if (o.Get("ifname").IsString()) t->ifname = o.Get("ifname").As<Napi::String>();
-  if (!t->ifindex && t->ifname.empty()) {
-    Napi::TypeError::New(env, "target needs ifindex or ifname").ThrowAsJavaScriptException();
-    return false;
-  }
-  std::string dir = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  if (dir != "ingress" && dir != "egress") {
-    Napi::TypeError::New(env, "direction must be 'ingress' or 'egress'").ThrowAsJavaScriptException();
-    return false;
-  }
-  t->point = dir == "ingress" ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+  if (!ParseIfTarget(info, t)) return false;
+  t->point = t->ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
   Napi::Value opts = info[info.Length() - 1];
   if (opts.IsObject()) {
     Napi::Object oo = opts.As<Napi::Object>();

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "if-target.h"
 #include "netns-thread.h"
 #include "tcx.h"
 
@@ -149,33 +150,13 @@ int QueryHook(int ifindex, uint32_t attach_type, std::vector<uint32_t>* progs, s
   return 0;
 }
 
-struct Target {
-  int netns_fd = -1;
-  int ifindex = 0;
-  std::string ifname;
+struct Target : IfTarget {
   uint32_t attach_type = kBpfTcxIngress;
 };
 
 bool ParseTarget(const Napi::CallbackInfo& info, Target* t) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject()) {
-    Napi::TypeError::New(env, "target must be { ifindex | ifname, netnsFd? }").ThrowAsJavaScriptException();
-    return false;
-  }
-  Napi::Object o = info[0].As<Napi::Object>();
-  if (o.Get("netnsFd").IsNumber()) t->netns_fd = o.Get("netnsFd").As<Napi::Number>().Int32Value();
-  if (o.Get("ifindex").IsNumber()) t->ifindex = o.Get("ifindex").As<Napi::Number>().Int32Value();
-  if (o.Get("ifname").IsString()) t->ifname = o.Get("ifname").As<Napi::String>();
-  if (t->ifindex <= 0 && t->ifname.empty()) {
-    Napi::TypeError::New(env, "target needs ifindex or ifname").ThrowAsJavaScriptException();
-    return false;
-  }
-  std::string dir = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  if (dir != "ingress" && dir != "egress") {
-    Napi::TypeError::New(env, "direction must be 'ingress' or 'egress'").ThrowAsJavaScriptException();
-    return false;
-  }
-  t->attach_type = dir == "ingress" ? kBpfTcxIngress : kBpfTcxEgress;
+  if (!ParseIfTarget(info, t)) return false;
+  t->attach_type = t->ingress ? kBpfTcxIngress : kBpfTcxEgress;
   return true;
 }
 

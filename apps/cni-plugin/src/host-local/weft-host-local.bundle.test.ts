@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireCommands } from '@weft/testkit';
+import { inPool } from '../testing/cni-run';
 
 const ROOT = resolve(__dirname, '../../../..');
 const WEFT = join(ROOT, 'dist/bin/weft-host-local');
@@ -45,20 +46,6 @@ function run(
     child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
     child.stdin.end(stdin);
   });
-}
-
-/** Runs `tasks` with at most `limit` in flight. */
-async function pool<T>(limit: number, tasks: Array<() => Promise<T>>): Promise<T[]> {
-  const out: T[] = new Array(tasks.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const i = next++;
-      out[i] = await tasks[i]!();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  return out;
 }
 
 const scratch: string[] = [];
@@ -140,14 +127,14 @@ describe('weft-host-local beside the reference host-local', () => {
     const dir = dataDir();
     const conf = netConf(dir, [[{ subnet: '10.99.0.0/24' }]]);
     const ids = Array.from({ length: 60 }, (_, i) => `wh-m${i}`);
-    const adds = await pool(
+    const adds = await inPool(
       60,
       ids.map((id, i) => () => run(i % 2 ? REFERENCE : WEFT, 'ADD', conf, id)),
     );
     const addresses = adds.map(addressOf);
     expect(new Set(addresses).size).toBe(60);
     expect(ipFiles(dir)).toHaveLength(60);
-    const dels = await pool(
+    const dels = await inPool(
       60,
       ids.map((id, i) => () => run(i % 2 ? WEFT : REFERENCE, 'DEL', conf, id)),
     );
@@ -184,7 +171,7 @@ describe('weft-host-local beside the reference host-local', () => {
     const dir = dataDir();
     const conf = netConf(dir, [[{ subnet: '10.93.0.0/24' }]]);
     const ids = Array.from({ length: 100 }, (_, i) => `wh-p${i}`);
-    const adds = await pool(
+    const adds = await inPool(
       100,
       ids.map((id) => () => run(WEFT, 'ADD', conf, id)),
     );
@@ -194,7 +181,7 @@ describe('weft-host-local beside the reference host-local', () => {
     for (const [i, address] of addresses.entries()) {
       expect(readFileSync(join(dir, NETWORK, address.split('/')[0]!), 'utf8')).toBe(`${ids[i]}\r\neth0`);
     }
-    const dels = await pool(
+    const dels = await inPool(
       100,
       ids.map((id) => () => run(WEFT, 'DEL', conf, id)),
     );
