@@ -12,13 +12,13 @@ for c in sockperf iperf3 iptables-restore jq node; do command -v $c >/dev/null |
 make -s -C bpf
 
 TAG=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
-R=wbbenchr$TAG A=wbbencha$TAG B=wbbenchb$TAG
+R=wbbenchr$TAG A=wbbencha$TAG B=wbbenchb$TAG A2=wbbenchc$TAG B2=wbbenchd$TAG
 PIN=/sys/fs/bpf/weft-test-wbbench$TAG
 WORK=$(mktemp -d /tmp/weft-wbbench-XXXX)
 cleanup() {
   set +e
   [ -f "$WORK/attach.cjs" ] && node "$WORK/attach.cjs" destroy "$(cfg 1)" >/dev/null 2>&1
-  for ns in $A $B $R; do ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del $ns 2>/dev/null; done
+  for ns in $A $B $A2 $B2 $R; do ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del $ns 2>/dev/null; done
   rm -rf "$WORK" "$PIN"
 }
 trap cleanup EXIT
@@ -53,14 +53,28 @@ cfg() {
 npx esbuild bpf/bench/bench-attach.ts --bundle --platform=node --format=cjs --log-level=error --outfile="$WORK/attach.cjs"
 export WEFT_NATIVE_DIR=$PWD/libs/native/build/Release
 
-ip netns exec $A sockperf sr --tcp -i $A_IP -p 11111 >/dev/null 2>&1 &
-ip netns exec $A iperf3 -s -p 5201 -D >/dev/null 2>&1
+# The reference: two more pods on the reference bridge plugin + host-local (bridge in the router
+# netns, exactly as the plugin makes it on a node), no policy at all.
+bridge_add() { # bridge_add NETNS CONTAINER_ID: prints the pod's address
+  ip netns add "$1"
+  printf '{"cniVersion":"1.0.0","name":"wbbench","type":"bridge","bridge":"wbbr%s","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.253.0.0/24"}]],"dataDir":"%s/ipam"}}' "$TAG" "$WORK" |
+    ip netns exec $R env CNI_COMMAND=ADD CNI_CONTAINERID="$2" CNI_NETNS="/var/run/netns/$1" CNI_IFNAME=eth0 \
+      CNI_PATH=/usr/lib/cni /usr/lib/cni/bridge | jq -r '.ips[0].address | split("/")[0]'
+}
+A2_IP=$(bridge_add $A2 wbbench-a2)
+bridge_add $B2 wbbench-b2 >/dev/null
+
+for pod in "$A $A_IP" "$A2 $A2_IP"; do
+  set -- $pod
+  ip netns exec "$1" sockperf sr --tcp -i "$2" -p 11111 >/dev/null 2>&1 &
+  ip netns exec "$1" iperf3 -s -p 5201 -D >/dev/null 2>&1
+done
 sleep 0.5
 
-measure() { # prints "latency_us throughput_gbps"
-  local lat gbps
-  lat=$(ip netns exec $B sockperf pp --tcp -i $A_IP -p 11111 -t "$SECS" 2>&1 | sed -n 's/.*avg-latency=\([0-9.]*\).*/\1/p' | tail -1)
-  gbps=$(ip netns exec $B iperf3 -c $A_IP -p 5201 -t "$SECS" -J | jq '.end.sum_received.bits_per_second / 1e9')
+measure() { # measure [CLIENT_NETNS SERVER_IP]: prints "latency_us throughput_gbps"
+  local client=${1:-$B} server=${2:-$A_IP} lat gbps
+  lat=$(ip netns exec "$client" sockperf pp --tcp -i "$server" -p 11111 -t "$SECS" 2>&1 | sed -n 's/.*avg-latency=\([0-9.]*\).*/\1/p' | tail -1)
+  gbps=$(ip netns exec "$client" iperf3 -c "$server" -p 5201 -t "$SECS" -J | jq '.end.sum_received.bits_per_second / 1e9')
   printf '%s %.2f\n' "${lat:-nan}" "$gbps"
 }
 
@@ -78,13 +92,14 @@ iptables_rules() { # $1 entries: one FORWARD rule per entry, the last lets B in
 iptables_off() { printf '*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n' | ip netns exec $R iptables-restore; }
 
 declare -A LAT GBPS
-run() {
+run() { # run NAME [CLIENT_NETNS SERVER_IP]
   local out
-  out=$(measure)
+  out=$(measure "${@:2}")
   LAT[$1]=${out% *}
   GBPS[$1]=${out#* }
 }
 
+run "bridge (reference)" $B2 "$A2_IP"
 run "no policy"
 for n in 1 5000; do
   node "$WORK/attach.cjs" attach "$(cfg $n)"
@@ -96,10 +111,10 @@ for n in 1 5000; do
 done
 
 base_lat=${LAT["no policy"]} base_gbps=${GBPS["no policy"]}
-printf '\n%-16s %14s %10s %16s %10s\n' setup "TCP_RR avg us" "x base" "throughput Gb/s" "x base"
-for k in "no policy" "weft 1" "iptables 1" "weft 5000" "iptables 5000"; do
-  printf '%-16s %14s %10s %16s %10s\n' "$k" "${LAT[$k]}" \
+printf '\n%-20s %14s %10s %16s %10s\n' setup "TCP_RR avg us" "x base" "throughput Gb/s" "x base"
+for k in "bridge (reference)" "no policy" "weft 1" "iptables 1" "weft 5000" "iptables 5000"; do
+  printf '%-20s %14s %10s %16s %10s\n' "$k" "${LAT[$k]}" \
     "$(awk -v a="${LAT[$k]}" -v b="$base_lat" 'BEGIN{printf "%.2f", a/b}')" "${GBPS[$k]}" \
     "$(awk -v a="${GBPS[$k]}" -v b="$base_gbps" 'BEGIN{printf "%.2f", a/b}')"
 done
-echo "(sockperf ping-pong over one TCP connection, iperf3 one stream, ${SECS}s each; kernel $(uname -r))"
+echo "(x base: against \"no policy\", the same routed veth pods without weft's programs; sockperf ping-pong over one TCP connection, iperf3 one stream, ${SECS}s each; kernel $(uname -r))"
