@@ -7,6 +7,7 @@
  * live in the kernel, not in the agent's heap, so RSS stays representative.
  */
 import {
+  compilePeerEntries,
   compilePolicy,
   type DatapathEvent,
   type EndpointPolicy,
@@ -48,10 +49,16 @@ export class RecordingDatapath implements AgentDatapath {
     return this.records.delete(endpointId);
   }
 
-  updatePolicy(endpointId: number, policy: EndpointPolicy): void {
+  updatePolicy(endpointId: number, policy: EndpointPolicy, changedPeers?: ReadonlySet<number>): void {
     const rec = this.records.get(endpointId);
     if (!rec) throw Object.assign(new Error(`endpoint ${endpointId} is not attached`), { code: 'ENOENT' });
-    this.entriesWritten += compilePolicy(policy).length;
+    const sameEnforcement =
+      rec.ingressEnforced === policy.ingressEnforced && rec.egressEnforced === policy.egressEnforced;
+    // As the real Datapath: with the engine's changed peers, only their entries are compiled.
+    if (sameEnforcement && changedPeers) {
+      for (const entries of compilePeerEntries(policy, changedPeers).values())
+        this.entriesWritten += entries.size;
+    } else this.entriesWritten += compilePolicy(policy).length;
     rec.ingressEnforced = policy.ingressEnforced;
     rec.egressEnforced = policy.egressEnforced;
     this.policyUpdates++;

@@ -251,20 +251,83 @@ describe.each(MODES)('datapath with real traffic between namespaces (%s)', (mode
     dp.updatePolicy(EP.A, ingressPolicy(allow({ identity: ID.B, portLow: 81, portHigh: 81 })));
     expect((await B.tcp(A, 81)).ok).toBe(true);
     expect((await B.tcp(A, 80)).ok).toBe(false);
-    expect(dp.readPolicyCounters(EP.A).map((c) => [c.identity, c.portLow, c.portHigh])).toEqual([[ID.B, 81, 81]]);
+    expect(dp.readPolicyCounters(EP.A).map((c) => [c.identity, c.portLow, c.portHigh])).toEqual([
+      [ID.B, 81, 81],
+    ]);
     // A second handle (another process, e.g. after an agent restart) sees exactly the same entries.
     const other = Datapath.open({ pinRoot, stateDir, objectDir: OBJECT_DIR, tcMode: mode });
     try {
-      expect(other.readPolicyCounters(EP.A).map((c) => [c.identity, c.portLow, c.portHigh])).toEqual([[ID.B, 81, 81]]);
+      expect(other.readPolicyCounters(EP.A).map((c) => [c.identity, c.portLow, c.portHigh])).toEqual([
+        [ID.B, 81, 81],
+      ]);
     } finally {
       other.close();
     }
     // Back and forth: the incremental path writes only what changed, and nothing stale survives.
-    dp.updatePolicy(EP.A, ingressPolicy(allow({ identity: ID.B, portLow: 80, portHigh: 80 }), allow({ identity: ID.C, portLow: 81, portHigh: 81 })));
+    dp.updatePolicy(
+      EP.A,
+      ingressPolicy(
+        allow({ identity: ID.B, portLow: 80, portHigh: 80 }),
+        allow({ identity: ID.C, portLow: 81, portHigh: 81 }),
+      ),
+    );
     dp.updatePolicy(EP.A, ingressPolicy(allow({ identity: ID.B, portLow: 80, portHigh: 80 })));
-    expect(dp.readPolicyCounters(EP.A).map((c) => [c.identity, c.portLow, c.portHigh])).toEqual([[ID.B, 80, 80]]);
+    expect(dp.readPolicyCounters(EP.A).map((c) => [c.identity, c.portLow, c.portHigh])).toEqual([
+      [ID.B, 80, 80],
+    ]);
     expect((await B.tcp(A, 80)).ok).toBe(true);
     expect((await B.tcp(A, 81)).ok).toBe(false);
+  });
+
+  it('an update naming its changed peers rewrites only their entries; the rest keep their counters', async (ctx) => {
+    need(ctx, mode);
+    const b80 = allow({ identity: ID.B, portLow: 80, portHigh: 80 });
+    dp.updatePolicy(EP.A, ingressPolicy(b80, allow({ identity: ID.C, portLow: 81, portHigh: 81 })));
+    expect((await B.tcp(A, 80)).ok).toBe(true);
+    const counted = () =>
+      dp
+        .readPolicyCounters(EP.A)
+        .map((c) => ({ peer: c.identity, port: c.portLow, direction: c.direction, seen: c.packets > 0n }))
+        .sort((x, y) => x.peer - y.peer || x.port - y.port);
+    expect(counted()).toEqual([
+      { peer: ID.B, port: 80, direction: 'ingress', seen: true },
+      { peer: ID.C, port: 81, direction: 'ingress', seen: false },
+    ]);
+    // What the policy engine's delta says after C's pods change their named port: only C changed.
+    dp.updatePolicy(
+      EP.A,
+      ingressPolicy(b80, allow({ identity: ID.C, portLow: 82, portHigh: 82 })),
+      new Set([ID.C]),
+    );
+    expect(counted()).toEqual([
+      { peer: ID.B, port: 80, direction: 'ingress', seen: true },
+      { peer: ID.C, port: 82, direction: 'ingress', seen: false },
+    ]);
+    expect((await C.tcp(A, 81)).ok).toBe(false);
+    expect(await drop({ endpointId: EP.A, destinationPort: 81, source: C.ipv4 })).toMatchObject({
+      reason: 'WEFT_DROP_POLICY_DEFAULT',
+    });
+    expect((await B.tcp(A, 80)).ok).toBe(true);
+    // Enforcement changing is never a peer-only change: the whole policy is written.
+    dp.updatePolicy(
+      EP.A,
+      {
+        ...ingressPolicy(b80),
+        egressEnforced: true,
+        entries: [b80, allow({ direction: 'egress', identity: ID.B, protocol: 0 })],
+      },
+      new Set([ID.C]),
+    );
+    expect(counted().map(({ peer, port, direction }) => ({ peer, port, direction }))).toEqual([
+      { peer: ID.B, port: 0, direction: 'egress' },
+      { peer: ID.B, port: 80, direction: 'ingress' },
+    ]);
+    expect((await A.tcp(C, 80)).ok).toBe(false);
+    expect(await drop({ endpointId: EP.A, direction: 'egress', destination: C.ipv4 })).toMatchObject({
+      peerIdentity: ID.C,
+    });
+    dp.updatePolicy(EP.A, ingressPolicy(b80));
+    expect((await A.tcp(C, 80)).ok).toBe(true);
   });
 
   it('ipcache: 10.0.0.0/8 is X except a /32 that is Y, longest prefix wins', async (ctx) => {

@@ -64,7 +64,15 @@ import {
 } from '@weft/bpf';
 import { DatapathEvents } from './events';
 import { findBpfObjectDir } from './object-dir';
-import { compilePolicy, fromPolicyKey, keyId, toPolicyKey, type CompiledPolicyEntry } from './policy-compile';
+import {
+  compilePeerEntries,
+  compilePolicy,
+  fromPolicyKey,
+  groupByIdentity,
+  keyId,
+  toPolicyKey,
+  type CompiledPolicyEntry,
+} from './policy-compile';
 import type { EndpointPolicy, IpcacheEntry, TrafficDirection } from './policy-types';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weft';
@@ -155,6 +163,9 @@ function macBytes(mac: string | undefined): Buffer {
   return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
 }
 
+/** One endpoint's policy keys: peer identity -> keyId -> key (and its verdict once known). */
+type EndpointKeyIndex = Map<number, Map<string, { key: PolicyKey; verdict?: number }>>;
+
 function hostPrefix(ip: string): string {
   const { family } = encodeAddress(ip);
   return `${ip}/${family === 2 ? 32 : 128}`;
@@ -167,7 +178,9 @@ export class Datapath {
   private readonly endpointsMap: BpfMap<EndpointKey, EndpointInfo>;
   private readonly ipcache: BpfMap<IpcacheKey, IpcacheValue>;
   private readonly policy: BpfMap<PolicyKey, PolicyValue>;
-  private policyIndex?: Map<number, Map<string, { key: PolicyKey; verdict?: number }>>;
+  private policyIndex?: Map<number, EndpointKeyIndex>;
+  /** Records this process read or wrote (the files stay the truth across restarts). */
+  private readonly records = new Map<number, EndpointRecord>();
   private readonly conntrack: BpfMap<CtKey, CtEntry>;
   private readonly config: BpfMap<number, WeftConfig>;
   private readonly fromContainer: BpfProgram;
@@ -284,16 +297,24 @@ export class Datapath {
     for (const ip of ips) this.forgetAddress(ip, endpointId);
     this.policy.deleteMany(this.policyKeysOf(endpointId));
     this.policyIndex?.delete(endpointId);
+    this.records.delete(endpointId);
     this.conntrack.deleteMany([...this.conntrack.keys()].filter((k) => k.endpoint_id === endpointId));
     rmSync(this.recordPath(endpointId), { force: true });
     return !!record || ips.size > 0 || stalePins > 0;
   }
 
-  /** Replaces the endpoint's policy; flows already open stay open, new ones see the new rules. */
-  updatePolicy(endpointId: number, policy: EndpointPolicy): void {
-    const record = this.readRecord(endpointId);
+  /**
+   * Replaces the endpoint's policy; flows already open stay open, new ones see the new rules.
+   * `changedPeers` (what the policy engine's delta says): only entries of these peer identities
+   * differ from the policy written last, so only those are compiled and compared.
+   */
+  updatePolicy(endpointId: number, policy: EndpointPolicy, changedPeers?: ReadonlySet<number>): void {
+    const record = this.records.get(endpointId) ?? this.readRecord(endpointId);
     if (!record) throw new DatapathError(`endpoint ${endpointId} is not attached`, 'ENOENT');
-    this.writePolicyEntries(endpointId, policy);
+    const sameEnforcement =
+      record.ingressEnforced === policy.ingressEnforced && record.egressEnforced === policy.egressEnforced;
+    this.writePolicyEntries(endpointId, policy, sameEnforcement ? changedPeers : undefined);
+    if (sameEnforcement) return;
     record.ingressEnforced = policy.ingressEnforced;
     record.egressEnforced = policy.egressEnforced;
     this.writeEndpointEntries(record, macBytes(record.mac));
@@ -319,7 +340,8 @@ export class Datapath {
 
   readPolicyCounters(endpointId: number): PolicyCounter[] {
     const out: PolicyCounter[] = [];
-    for (const { key } of this.indexOf(endpointId).values()) {
+    const keys = [...this.indexOf(endpointId).values()].flatMap((held) => [...held.values()]);
+    for (const { key } of keys) {
       const value = this.policy.get(key);
       if (!value) continue;
       const e = fromPolicyKey(key, value.verdict);
@@ -465,43 +487,69 @@ export class Datapath {
     }
   }
 
-  /** Writes the new entries (keeping counters of unchanged ones), then deletes the stale ones. */
-  private writePolicyEntries(endpointId: number, policy: EndpointPolicy): void {
-    const wanted = new Map(compilePolicy(policy).map((e) => [keyId(e), e]));
+  /**
+   * Writes the new entries (keeping counters of unchanged ones), then deletes the stale ones.
+   * With `onlyPeers`, entries of other peer identities are known to be unchanged and left alone.
+   */
+  private writePolicyEntries(
+    endpointId: number,
+    policy: EndpointPolicy,
+    onlyPeers?: ReadonlySet<number>,
+  ): void {
+    const wanted = onlyPeers ? compilePeerEntries(policy, onlyPeers) : groupByIdentity(compilePolicy(policy));
     const have = this.indexOf(endpointId);
-    for (const [id, e] of wanted) {
-      const verdict = e.verdict === 'deny' ? WEFT_VERDICT.WEFT_VERDICT_DENY : WEFT_VERDICT.WEFT_VERDICT_ALLOW;
-      const held = have.get(id);
-      // Only a key that exists exactly may be skipped (a trie lookup would answer with a broader
-      // entry about to be deleted as stale); unchanged entries keep their counters.
-      if (held) {
-        held.verdict ??= this.policy.get(held.key)?.verdict;
-        if (held.verdict === verdict) continue;
+    const stale: PolicyKey[] = [];
+    for (const identity of onlyPeers ?? new Set([...have.keys(), ...wanted.keys()])) {
+      const want = wanted.get(identity);
+      let held = have.get(identity);
+      for (const [id, e] of want ?? []) {
+        const verdict =
+          e.verdict === 'deny' ? WEFT_VERDICT.WEFT_VERDICT_DENY : WEFT_VERDICT.WEFT_VERDICT_ALLOW;
+        if (!held) have.set(identity, (held = new Map()));
+        const h = held.get(id);
+        // Only a key that exists exactly may be skipped (a trie lookup would answer with a broader
+        // entry about to be deleted as stale); unchanged entries keep their counters.
+        if (h) {
+          h.verdict ??= this.policy.get(h.key)?.verdict;
+          if (h.verdict === verdict) continue;
+        }
+        const key = toPolicyKey(endpointId, e);
+        this.policy.set(key, { packets: 0n, bytes: 0n, verdict });
+        held.set(id, { key, verdict });
       }
-      const key = toPolicyKey(endpointId, e);
-      this.policy.set(key, { packets: 0n, bytes: 0n, verdict });
-      have.set(id, { key, verdict });
+      if (!held) continue;
+      for (const [id, h] of held) {
+        if (want?.has(id)) continue;
+        stale.push(h.key);
+        held.delete(id);
+      }
+      if (held.size === 0) have.delete(identity);
     }
-    const stale = [...have].filter(([id]) => !wanted.has(id));
-    this.policy.deleteMany(stale.map(([, held]) => held.key));
-    for (const [id] of stale) have.delete(id);
+    this.policy.deleteMany(stale);
   }
 
   /**
-   * The policy keys of one endpoint, from an index built by one walk of the map on first use: an
-   * update then costs what the endpoint has, not what the node has (a walk is one syscall per key).
-   * Only this process writes the endpoints it attached, so the index stays true for them; detach
-   * walks the map again, since weft-cni may have written a degraded endpoint the index predates.
+   * The policy keys of one endpoint by peer identity, from an index built by one walk of the map on
+   * first use: an update then costs what the endpoint has, not what the node has (a walk is one
+   * syscall per key). Only this process writes the endpoints it attached, so the index stays true
+   * for them; detach walks the map again, since weft-cni may have written a degraded endpoint the
+   * index predates.
    */
-  private indexOf(endpointId: number): Map<string, { key: PolicyKey; verdict?: number }> {
+  private indexOf(endpointId: number): EndpointKeyIndex {
     if (!this.policyIndex) {
       this.policyIndex = new Map();
-      for (const key of this.policyKeysOf()) this.indexEntry(key.endpoint_id).set(keyId(fromPolicyKey(key, 0)), { key });
+      for (const key of this.policyKeysOf()) {
+        const e = fromPolicyKey(key, 0);
+        const byIdentity = this.indexEntry(key.endpoint_id);
+        let held = byIdentity.get(e.identity);
+        if (!held) byIdentity.set(e.identity, (held = new Map()));
+        held.set(keyId(e), { key });
+      }
     }
     return this.indexEntry(endpointId);
   }
 
-  private indexEntry(endpointId: number): Map<string, { key: PolicyKey; verdict?: number }> {
+  private indexEntry(endpointId: number): EndpointKeyIndex {
     let m = this.policyIndex!.get(endpointId);
     if (!m) this.policyIndex!.set(endpointId, (m = new Map()));
     return m;
@@ -510,7 +558,8 @@ export class Datapath {
   /** Policy keys in the map (of one endpoint, or all), by walking it. */
   private policyKeysOf(endpointId?: number): PolicyKey[] {
     return [...this.policy.keys()].filter(
-      (k) => (endpointId === undefined || k.endpoint_id === endpointId) && k.prefixlen >= WEFT_POLICY_EXACT_BITS,
+      (k) =>
+        (endpointId === undefined || k.endpoint_id === endpointId) && k.prefixlen >= WEFT_POLICY_EXACT_BITS,
     );
   }
 
@@ -533,8 +582,11 @@ export class Datapath {
 
   private readRecord(endpointId: number): EndpointRecord | undefined {
     try {
-      return JSON.parse(readFileSync(this.recordPath(endpointId), 'utf8')) as EndpointRecord;
+      const r = JSON.parse(readFileSync(this.recordPath(endpointId), 'utf8')) as EndpointRecord;
+      this.records.set(endpointId, r);
+      return r;
     } catch {
+      this.records.delete(endpointId);
       return undefined;
     }
   }
@@ -543,6 +595,7 @@ export class Datapath {
     const file = this.recordPath(r.endpointId);
     writeFileSync(`${file}.tmp`, JSON.stringify(r, null, 2));
     renameSync(`${file}.tmp`, file);
+    this.records.set(r.endpointId, r);
   }
 }
 

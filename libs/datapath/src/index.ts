@@ -10,7 +10,14 @@ export {
 } from './datapath';
 export { DatapathEvents, toDatapathEvent, type DatapathEvent, type DropReason } from './events';
 export { findBpfObjectDir, INSTALLED_OBJECT_DIR } from './object-dir';
-export { compilePolicy, portBlocks, PolicyError, type CompiledPolicyEntry } from './policy-compile';
+export {
+  compilePeerEntries,
+  compilePolicy,
+  portBlocks,
+  PolicyError,
+  type CompiledByIdentity,
+  type CompiledPolicyEntry,
+} from './policy-compile';
 export {
   FIRST_LOCAL_IDENTITY,
   IPPROTO,

@@ -104,6 +104,35 @@ export function compilePolicy(policy: EndpointPolicy): CompiledPolicyEntry[] {
   );
 }
 
+/** Compiled entries by peer identity, each keyed by keyId. */
+export type CompiledByIdentity = Map<number, Map<string, CompiledPolicyEntry>>;
+
+export function groupByIdentity(entries: CompiledPolicyEntry[]): CompiledByIdentity {
+  const out: CompiledByIdentity = new Map();
+  for (const e of entries) {
+    let m = out.get(e.identity);
+    if (!m) out.set(e.identity, (m = new Map()));
+    m.set(keyId(e), e);
+  }
+  return out;
+}
+
+// Deny resolution never crosses identities, so the entries of some peers compile on their own.
+// Endpoints sharing a policy object share the result for as long as the peer set object lives.
+const peerCompilations = new WeakMap<ReadonlySet<number>, WeakMap<EndpointPolicy, CompiledByIdentity>>();
+
+/** The trie entries of `policy` whose peer identity is in `peers`, by identity (memoized). */
+export function compilePeerEntries(policy: EndpointPolicy, peers: ReadonlySet<number>): CompiledByIdentity {
+  let byPolicy = peerCompilations.get(peers);
+  if (!byPolicy) peerCompilations.set(peers, (byPolicy = new WeakMap()));
+  let out = byPolicy.get(policy);
+  if (!out) {
+    const entries = policy.entries.filter((e) => peers.has(e.identity));
+    byPolicy.set(policy, (out = groupByIdentity(compilePolicy({ ...policy, entries }))));
+  }
+  return out;
+}
+
 export function toPolicyKey(endpointId: number, e: CompiledPolicyEntry): PolicyKey {
   return {
     prefixlen: WEFT_POLICY_EXACT_BITS + (e.protocol === null ? 0 : 8 + (e.port?.bits ?? 0)),

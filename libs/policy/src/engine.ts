@@ -31,6 +31,12 @@ export interface PolicyDelta {
   endpoints: Map<string, EndpointPolicy>;
   /** Endpoints that are gone. */
   removedEndpoints: string[];
+  /**
+   * For some endpoints in `endpoints`: the peer identities whose entries are all that differ from
+   * the endpoint's previous policy (same enforcement, every other entry the same). A writer may
+   * rewrite only those; an endpoint not listed needs its whole policy compared.
+   */
+  changedPeers: Map<string, ReadonlySet<number>>;
   /** New endpoints and endpoints whose own identity changed (for the endpoints map). */
   endpointIdentities: Map<string, number>;
   ipcache: { upserted: IpcacheEntry[]; removed: string[] };
@@ -782,6 +788,9 @@ export class PolicyEngine {
       markEndpoints(id);
     }
     this.flushShared.clear();
+    // What each patched result was patched from, so endpoints that had it learn what changed.
+    const patchedFrom = new Map<Computed, Computed>();
+    const peers: ReadonlySet<number> = new Set(this.changedPeers);
     for (const id of this.patchIds) {
       if (this.dirtyIds.has(id)) continue;
       const cache = this.policyCache.get(id);
@@ -789,7 +798,8 @@ export class PolicyEngine {
         for (const [k, old] of cache.byPorts) {
           const shared = `${cache.partsKey}|${k}`;
           let next = this.flushShared.get(shared);
-          if (!next) this.flushShared.set(shared, (next = this.patch(id, old, this.changedPeers)));
+          if (!next) this.flushShared.set(shared, (next = this.patch(id, old, peers)));
+          if (next !== old) patchedFrom.set(next, old);
           cache.byPorts.set(k, next);
         }
       } else this.policyCache.delete(id);
@@ -800,14 +810,18 @@ export class PolicyEngine {
     this.changedPeers.clear();
     this.flushShared.clear();
     const endpoints = new Map<string, EndpointPolicy>();
+    const changedPeers = new Map<string, ReadonlySet<number>>();
     for (const key of this.dirtyEndpoints) {
       const rec = this.pods.get(key);
       if (!rec || !rec.endpoint || rec.identity === 0) continue;
       const next = this.computeFor(rec);
       const prev = this.endpointResults.get(key);
-      if (prev && this.unchanged(prev, next)) continue;
+      // A patch that changed nothing returns the old result: one patched from prev is a change.
+      const patchedFromPrev = prev !== undefined && patchedFrom.get(next) === prev;
+      if (prev && !patchedFromPrev && this.unchanged(prev, next)) continue;
       this.endpointResults.set(key, next);
       endpoints.set(key, next.policy);
+      if (patchedFromPrev) changedPeers.set(key, peers);
       this.removedEndpoints.delete(key);
     }
     this.dirtyEndpoints.clear();
@@ -824,6 +838,7 @@ export class PolicyEngine {
     this.identityChanged.clear();
     return {
       endpoints,
+      changedPeers,
       removedEndpoints,
       endpointIdentities,
       ipcache: this.collectIpcache(),
@@ -913,8 +928,9 @@ export class PolicyEngine {
   /** Redoes only the entries whose peer is in `peers`; the rest of `old` is kept. */
   private patch(id: number, old: Computed, peers: ReadonlySet<number>): Computed {
     const fresh = this.build(id, old.ownPorts, peers);
-    const kept = old.policy.entries.filter((e) => !peers.has(e.identity));
-    const dropped = old.policy.entries.filter((e) => peers.has(e.identity));
+    const kept: PolicyEntry[] = [];
+    const dropped: PolicyEntry[] = [];
+    for (const e of old.policy.entries) (peers.has(e.identity) ? dropped : kept).push(e);
     if (samePolicy({ ...old.policy, entries: dropped }, { ...old.policy, entries: fresh.policy.entries }))
       return old;
     const merged: PolicyEntry[] = [];
@@ -1071,6 +1087,7 @@ function samePolicy(a: EndpointPolicy, b: EndpointPolicy): boolean {
 function emptyDelta(): PolicyDelta {
   return {
     endpoints: new Map(),
+    changedPeers: new Map(),
     removedEndpoints: [],
     endpointIdentities: new Map(),
     ipcache: { upserted: [], removed: [] },

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PolicyEngine } from './engine';
+import type { EndpointPolicy } from '@weft/datapath';
+import { PolicyEngine, type PolicyDelta } from './engine';
 import type { AnyPolicy, Namespace, Pod } from './model';
 import { buildNetpolFixture, reachability } from './netpol-fixture';
 import { parseCiliumPolicy } from './parse-cilium';
@@ -117,17 +118,20 @@ describe('incremental engine equals a full recomputation', () => {
       pods.forEach((p) => w.upsertPod(p));
     });
     let checked = 0;
+    let hinted = 0;
     for (let step = 0; step < 40; step++) {
+      const before = engine.endpointPolicies();
       const what = r();
+      let delta: PolicyDelta | undefined;
       if (what < 0.35) {
         const p = randomPolicy(r, Math.floor(r() * 8));
         const key = `${p.kind}/${p.metadata.namespace}/${p.metadata.name}`;
         policies.set(key, p);
-        engine.upsertPolicy(p);
+        delta = engine.upsertPolicy(p);
       } else if (what < 0.45 && policies.size > 0) {
         const key = [...policies.keys()][Math.floor(r() * policies.size)]!;
         policies.delete(key);
-        engine.deletePolicy(key);
+        delta = engine.deletePolicy(key);
       } else if (what < 0.7) {
         const key = fx.podKeys[Math.floor(r() * fx.podKeys.length)]!;
         const base = fx.pods.find((p) => `${p.namespace}/${p.name}` === key)!;
@@ -139,18 +143,19 @@ describe('incremental engine equals a full recomputation', () => {
         };
         if (r() < 0.15) {
           pods.delete(key);
-          engine.deletePod(base.namespace, base.name);
+          delta = engine.deletePod(base.namespace, base.name);
         } else {
           pods.set(key, next);
-          engine.upsertPod(next);
+          delta = engine.upsertPod(next);
         }
       } else {
         const name = ['x', 'y', 'z'][Math.floor(r() * 3)]!;
         const labels: Record<string, string> = r() < 0.5 ? { ns: name } : { ns: name, env: 'prod' };
         const ns: Namespace = { name, labels };
         namespaces.set(name, ns);
-        engine.upsertNamespace(ns);
+        delta = engine.upsertNamespace(ns);
       }
+      hinted += checkChangedPeers(before, delta!, `seed ${seed} step ${step}`);
       const fresh = new PolicyEngine();
       fresh.transaction((w) => {
         namespaces.forEach((n) => w.upsertNamespace(n));
@@ -173,5 +178,37 @@ describe('incremental engine equals a full recomputation', () => {
       }
     }
     expect(checked).toBeGreaterThan(0);
+    hintedBySeed.set(seed, hinted);
+  });
+
+  it('some of those deltas named their changed peers', () => {
+    // The seeds above must exercise the hint, or its check proved nothing.
+    expect([...hintedBySeed.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
   });
 });
+
+const hintedBySeed = new Map<number, number>();
+
+/**
+ * Where a delta names an endpoint's changed peers, the new policy differs from the old one only in
+ * entries of those peers (what lets the datapath rewrite just them). Returns how many it checked.
+ */
+function checkChangedPeers(before: Map<string, EndpointPolicy>, delta: PolicyDelta, where: string): number {
+  const text = (p: EndpointPolicy, keep: (id: number) => boolean) =>
+    [
+      `${p.ingressEnforced} ${p.egressEnforced}`,
+      ...p.entries
+        .filter((e) => keep(e.identity))
+        .map((e) => `${e.direction} ${e.verdict} ${e.identity} ${e.protocol} ${e.portLow}-${e.portHigh}`)
+        .sort(),
+    ].join('\n');
+  for (const [key, peers] of delta.changedPeers) {
+    const prev = before.get(key);
+    const next = delta.endpoints.get(key);
+    expect(prev, `${where}: ${key} had a policy`).toBeDefined();
+    expect(next, `${where}: ${key} is in the delta`).toBeDefined();
+    const outside = (id: number) => !peers.has(id);
+    expect(text(next!, outside), `${where}: ${key} outside ${[...peers]}`).toEqual(text(prev!, outside));
+  }
+  return delta.changedPeers.size;
+}

@@ -21,7 +21,8 @@ export interface AgentDatapath {
   readonly pinRoot: string;
   attachEndpoint(spec: EndpointSpec): EndpointRecord;
   detachEndpoint(endpointId: number): boolean;
-  updatePolicy(endpointId: number, policy: EndpointPolicy): void;
+  /** `changedPeers`: only entries of these peer identities changed (PolicyDelta.changedPeers). */
+  updatePolicy(endpointId: number, policy: EndpointPolicy, changedPeers?: ReadonlySet<number>): void;
   upsertIpcache(entries: IpcacheEntry[]): void;
   deleteIpcache(cidrs: string[]): number;
   readPolicyCounters(endpointId: number): PolicyCounter[];
