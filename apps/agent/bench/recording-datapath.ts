@@ -14,6 +14,7 @@ import {
   type EndpointRecord,
   type EndpointSpec,
   type IpcacheEntry,
+  type PeerPolicyChange,
   type PolicyCounter,
 } from '@weft/datapath';
 import type { AgentDatapath, EventStream } from '../src/datapath/agent-datapath';
@@ -49,15 +50,14 @@ export class RecordingDatapath implements AgentDatapath {
     return this.records.delete(endpointId);
   }
 
-  updatePolicy(endpointId: number, policy: EndpointPolicy, changedPeers?: ReadonlySet<number>): void {
+  updatePolicy(endpointId: number, policy: EndpointPolicy, change?: PeerPolicyChange): void {
     const rec = this.records.get(endpointId);
     if (!rec) throw Object.assign(new Error(`endpoint ${endpointId} is not attached`), { code: 'ENOENT' });
     const sameEnforcement =
       rec.ingressEnforced === policy.ingressEnforced && rec.egressEnforced === policy.egressEnforced;
     // As the real Datapath: with the engine's changed peers, only their entries are compiled.
-    if (sameEnforcement && changedPeers) {
-      for (const entries of compilePeerEntries(policy, changedPeers).values())
-        this.entriesWritten += entries.size;
+    if (sameEnforcement && change) {
+      for (const entries of compilePeerEntries(policy, change).values()) this.entriesWritten += entries.size;
     } else this.entriesWritten += compilePolicy(policy).length;
     rec.ingressEnforced = policy.ingressEnforced;
     rec.egressEnforced = policy.egressEnforced;

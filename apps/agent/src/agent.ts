@@ -489,12 +489,12 @@ export class Agent implements AgentApiHandlers {
     for (const key of delta.endpointIdentities.keys())
       for (const a of this.podIndex.get(key) ?? []) reattach.add(a);
     for (const [key, policy] of delta.endpoints) {
-      const changedPeers = delta.changedPeers.get(key);
+      const change = delta.changedPeers.get(key);
       for (const a of this.podIndex.get(key) ?? []) {
         if (reattach.has(a)) continue;
         const e = this.registry.get(a)!;
         try {
-          dp.updatePolicy(e.endpointId, policy, changedPeers);
+          dp.updatePolicy(e.endpointId, policy, change);
           const s = this.attached.get(a);
           if (s)
             Object.assign(s, {

@@ -294,11 +294,8 @@ describe.each(MODES)('datapath with real traffic between namespaces (%s)', (mode
       { peer: ID.C, port: 81, direction: 'ingress', seen: false },
     ]);
     // What the policy engine's delta says after C's pods change their named port: only C changed.
-    dp.updatePolicy(
-      EP.A,
-      ingressPolicy(b80, allow({ identity: ID.C, portLow: 82, portHigh: 82 })),
-      new Set([ID.C]),
-    );
+    const c82 = allow({ identity: ID.C, portLow: 82, portHigh: 82 });
+    dp.updatePolicy(EP.A, ingressPolicy(b80, c82), { peers: new Set([ID.C]), entries: [c82] });
     expect(counted()).toEqual([
       { peer: ID.B, port: 80, direction: 'ingress', seen: true },
       { peer: ID.C, port: 82, direction: 'ingress', seen: false },
@@ -316,7 +313,7 @@ describe.each(MODES)('datapath with real traffic between namespaces (%s)', (mode
         egressEnforced: true,
         entries: [b80, allow({ direction: 'egress', identity: ID.B, protocol: 0 })],
       },
-      new Set([ID.C]),
+      { peers: new Set([ID.C]), entries: [] },
     );
     expect(counted().map(({ peer, port, direction }) => ({ peer, port, direction }))).toEqual([
       { peer: ID.B, port: 0, direction: 'egress' },

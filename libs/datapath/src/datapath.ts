@@ -73,7 +73,7 @@ import {
   toPolicyKey,
   type CompiledPolicyEntry,
 } from './policy-compile';
-import type { EndpointPolicy, IpcacheEntry, TrafficDirection } from './policy-types';
+import type { EndpointPolicy, IpcacheEntry, PeerPolicyChange, TrafficDirection } from './policy-types';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weft';
 export const DEFAULT_STATE_DIR = '/var/lib/weft/datapath';
@@ -305,15 +305,15 @@ export class Datapath {
 
   /**
    * Replaces the endpoint's policy; flows already open stay open, new ones see the new rules.
-   * `changedPeers` (what the policy engine's delta says): only entries of these peer identities
-   * differ from the policy written last, so only those are compiled and compared.
+   * `change` (what the policy engine's delta says): only entries of its peer identities differ
+   * from the policy written last, so only those are compiled and compared.
    */
-  updatePolicy(endpointId: number, policy: EndpointPolicy, changedPeers?: ReadonlySet<number>): void {
+  updatePolicy(endpointId: number, policy: EndpointPolicy, change?: PeerPolicyChange): void {
     const record = this.records.get(endpointId) ?? this.readRecord(endpointId);
     if (!record) throw new DatapathError(`endpoint ${endpointId} is not attached`, 'ENOENT');
     const sameEnforcement =
       record.ingressEnforced === policy.ingressEnforced && record.egressEnforced === policy.egressEnforced;
-    this.writePolicyEntries(endpointId, policy, sameEnforcement ? changedPeers : undefined);
+    this.writePolicyEntries(endpointId, policy, sameEnforcement ? change : undefined);
     if (sameEnforcement) return;
     record.ingressEnforced = policy.ingressEnforced;
     record.egressEnforced = policy.egressEnforced;
@@ -489,17 +489,13 @@ export class Datapath {
 
   /**
    * Writes the new entries (keeping counters of unchanged ones), then deletes the stale ones.
-   * With `onlyPeers`, entries of other peer identities are known to be unchanged and left alone.
+   * With `change`, entries of other peer identities are known to be unchanged and left alone.
    */
-  private writePolicyEntries(
-    endpointId: number,
-    policy: EndpointPolicy,
-    onlyPeers?: ReadonlySet<number>,
-  ): void {
-    const wanted = onlyPeers ? compilePeerEntries(policy, onlyPeers) : groupByIdentity(compilePolicy(policy));
+  private writePolicyEntries(endpointId: number, policy: EndpointPolicy, change?: PeerPolicyChange): void {
+    const wanted = change ? compilePeerEntries(policy, change) : groupByIdentity(compilePolicy(policy));
     const have = this.indexOf(endpointId);
     const stale: PolicyKey[] = [];
-    for (const identity of onlyPeers ?? new Set([...have.keys(), ...wanted.keys()])) {
+    for (const identity of change?.peers ?? new Set([...have.keys(), ...wanted.keys()])) {
       const want = wanted.get(identity);
       let held = have.get(identity);
       for (const [id, e] of want ?? []) {

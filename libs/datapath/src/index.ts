@@ -24,6 +24,7 @@ export {
   RESERVED_IDENTITY,
   type EndpointPolicy,
   type IpcacheEntry,
+  type PeerPolicyChange,
   type PolicyEntry,
   type PolicyVerdict,
   type TrafficDirection,

@@ -6,7 +6,13 @@
  *   (a deny block inside an allow block is the longer prefix and wins the lookup by itself).
  */
 import { WEFT_DIRECTION, WEFT_POLICY_EXACT_BITS, WEFT_VERDICT, type PolicyKey } from '@weft/bpf';
-import { IPPROTO, type EndpointPolicy, type PolicyEntry, type TrafficDirection } from './policy-types';
+import {
+  IPPROTO,
+  type EndpointPolicy,
+  type PeerPolicyChange,
+  type PolicyEntry,
+  type TrafficDirection,
+} from './policy-types';
 
 export class PolicyError extends Error {
   readonly code = 'EINVAL_POLICY';
@@ -118,17 +124,15 @@ export function groupByIdentity(entries: CompiledPolicyEntry[]): CompiledByIdent
 }
 
 // Deny resolution never crosses identities, so the entries of some peers compile on their own.
-// Endpoints sharing a policy object share the result for as long as the peer set object lives.
-const peerCompilations = new WeakMap<ReadonlySet<number>, WeakMap<EndpointPolicy, CompiledByIdentity>>();
+// Endpoints given the same change object share its compilation.
+const peerCompilations = new WeakMap<PeerPolicyChange, CompiledByIdentity>();
 
-/** The trie entries of `policy` whose peer identity is in `peers`, by identity (memoized). */
-export function compilePeerEntries(policy: EndpointPolicy, peers: ReadonlySet<number>): CompiledByIdentity {
-  let byPolicy = peerCompilations.get(peers);
-  if (!byPolicy) peerCompilations.set(peers, (byPolicy = new WeakMap()));
-  let out = byPolicy.get(policy);
+/** The trie entries of a peer-confined change, by identity (memoized per change object). */
+export function compilePeerEntries(policy: EndpointPolicy, change: PeerPolicyChange): CompiledByIdentity {
+  let out = peerCompilations.get(change);
   if (!out) {
-    const entries = policy.entries.filter((e) => peers.has(e.identity));
-    byPolicy.set(policy, (out = groupByIdentity(compilePolicy({ ...policy, entries }))));
+    out = groupByIdentity(compilePolicy({ ...policy, entries: [...change.entries] }));
+    peerCompilations.set(change, out);
   }
   return out;
 }

@@ -28,6 +28,16 @@ export interface EndpointPolicy {
   entries: PolicyEntry[];
 }
 
+/**
+ * A change to an endpoint policy confined to some peer identities (a peer's pods changed labels or
+ * named ports): every other entry and the enforcement stay as they were.
+ */
+export interface PeerPolicyChange {
+  peers: ReadonlySet<number>;
+  /** The endpoint's entries whose identity is in `peers`, after the change (maybe none). */
+  entries: readonly PolicyEntry[];
+}
+
 /** ipcache: which identity a prefix belongs to (longest prefix wins). */
 export interface IpcacheEntry {
   cidr: string;

@@ -1,4 +1,4 @@
-import type { EndpointPolicy, IpcacheEntry, PolicyEntry } from '@weft/datapath';
+import type { EndpointPolicy, IpcacheEntry, PeerPolicyChange, PolicyEntry } from '@weft/datapath';
 import {
   compilePolicy,
   protocolNumber,
@@ -32,11 +32,11 @@ export interface PolicyDelta {
   /** Endpoints that are gone. */
   removedEndpoints: string[];
   /**
-   * For some endpoints in `endpoints`: the peer identities whose entries are all that differ from
-   * the endpoint's previous policy (same enforcement, every other entry the same). A writer may
-   * rewrite only those; an endpoint not listed needs its whole policy compared.
+   * For some endpoints in `endpoints`: the change is confined to these peers' entries (same
+   * enforcement, every other entry the same), so a writer may rewrite only those. An endpoint not
+   * listed needs its whole policy compared.
    */
-  changedPeers: Map<string, ReadonlySet<number>>;
+  changedPeers: Map<string, PeerPolicyChange>;
   /** New endpoints and endpoints whose own identity changed (for the endpoints map). */
   endpointIdentities: Map<string, number>;
   ipcache: { upserted: IpcacheEntry[]; removed: string[] };
@@ -789,7 +789,7 @@ export class PolicyEngine {
     }
     this.flushShared.clear();
     // What each patched result was patched from, so endpoints that had it learn what changed.
-    const patchedFrom = new Map<Computed, Computed>();
+    const patchedFrom = new Map<Computed, { from: Computed; change: PeerPolicyChange }>();
     const peers: ReadonlySet<number> = new Set(this.changedPeers);
     for (const id of this.patchIds) {
       if (this.dirtyIds.has(id)) continue;
@@ -798,8 +798,7 @@ export class PolicyEngine {
         for (const [k, old] of cache.byPorts) {
           const shared = `${cache.partsKey}|${k}`;
           let next = this.flushShared.get(shared);
-          if (!next) this.flushShared.set(shared, (next = this.patch(id, old, peers)));
-          if (next !== old) patchedFrom.set(next, old);
+          if (!next) this.flushShared.set(shared, (next = this.patch(id, old, peers, patchedFrom)));
           cache.byPorts.set(k, next);
         }
       } else this.policyCache.delete(id);
@@ -810,18 +809,19 @@ export class PolicyEngine {
     this.changedPeers.clear();
     this.flushShared.clear();
     const endpoints = new Map<string, EndpointPolicy>();
-    const changedPeers = new Map<string, ReadonlySet<number>>();
+    const changedPeers = new Map<string, PeerPolicyChange>();
     for (const key of this.dirtyEndpoints) {
       const rec = this.pods.get(key);
       if (!rec || !rec.endpoint || rec.identity === 0) continue;
       const next = this.computeFor(rec);
       const prev = this.endpointResults.get(key);
       // A patch that changed nothing returns the old result: one patched from prev is a change.
-      const patchedFromPrev = prev !== undefined && patchedFrom.get(next) === prev;
+      const patched = prev !== undefined ? patchedFrom.get(next) : undefined;
+      const patchedFromPrev = patched !== undefined && patched.from === prev;
       if (prev && !patchedFromPrev && this.unchanged(prev, next)) continue;
       this.endpointResults.set(key, next);
       endpoints.set(key, next.policy);
-      if (patchedFromPrev) changedPeers.set(key, peers);
+      if (patchedFromPrev) changedPeers.set(key, patched.change);
       this.removedEndpoints.delete(key);
     }
     this.dirtyEndpoints.clear();
@@ -926,23 +926,38 @@ export class PolicyEngine {
   }
 
   /** Redoes only the entries whose peer is in `peers`; the rest of `old` is kept. */
-  private patch(id: number, old: Computed, peers: ReadonlySet<number>): Computed {
+  private patch(
+    id: number,
+    old: Computed,
+    peers: ReadonlySet<number>,
+    patchedFrom: Map<Computed, { from: Computed; change: PeerPolicyChange }>,
+  ): Computed {
     const fresh = this.build(id, old.ownPorts, peers);
     const kept: PolicyEntry[] = [];
     const dropped: PolicyEntry[] = [];
     for (const e of old.policy.entries) (peers.has(e.identity) ? dropped : kept).push(e);
     if (samePolicy({ ...old.policy, entries: dropped }, { ...old.policy, entries: fresh.policy.entries }))
       return old;
-    const merged: PolicyEntry[] = [];
-    let i = 0;
-    let j = 0;
+    // Few entries are added to many kept ones: binary-search each into place, copy the runs between.
     const added = fresh.policy.entries;
-    while (i < kept.length || j < added.length) {
-      if (j >= added.length || (i < kept.length && compareEntries(kept[i]!, added[j]!) <= 0))
-        merged.push(kept[i++]!);
-      else merged.push(added[j++]!);
+    const merged: PolicyEntry[] = [];
+    let from = 0;
+    for (const entry of added) {
+      let lo = from;
+      let hi = kept.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareEntries(kept[mid]!, entry) <= 0) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let k = from; k < lo; k++) merged.push(kept[k]!);
+      merged.push(entry);
+      from = lo;
     }
-    return { ...fresh, policy: { ...fresh.policy, entries: merged } };
+    for (let k = from; k < kept.length; k++) merged.push(kept[k]!);
+    const next = { ...fresh, policy: { ...fresh.policy, entries: merged } };
+    patchedFrom.set(next, { from: old, change: { peers, entries: added } });
+    return next;
   }
 
   private build(id: number, ownPorts: Pod['ports'], restrict?: ReadonlySet<number>): Computed {

@@ -202,13 +202,17 @@ function checkChangedPeers(before: Map<string, EndpointPolicy>, delta: PolicyDel
         .map((e) => `${e.direction} ${e.verdict} ${e.identity} ${e.protocol} ${e.portLow}-${e.portHigh}`)
         .sort(),
     ].join('\n');
-  for (const [key, peers] of delta.changedPeers) {
+  for (const [key, { peers, entries }] of delta.changedPeers) {
     const prev = before.get(key);
     const next = delta.endpoints.get(key);
     expect(prev, `${where}: ${key} had a policy`).toBeDefined();
     expect(next, `${where}: ${key} is in the delta`).toBeDefined();
     const outside = (id: number) => !peers.has(id);
     expect(text(next!, outside), `${where}: ${key} outside ${[...peers]}`).toEqual(text(prev!, outside));
+    const inside = (id: number) => peers.has(id);
+    expect(text({ ...next!, entries: [...entries] }, inside), `${where}: ${key} change`).toEqual(
+      text(next!, inside),
+    );
   }
   return delta.changedPeers.size;
 }

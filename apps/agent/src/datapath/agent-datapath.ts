@@ -10,6 +10,7 @@ import type {
   EndpointRecord,
   EndpointSpec,
   IpcacheEntry,
+  PeerPolicyChange,
   PolicyCounter,
 } from '@weft/datapath';
 
@@ -21,8 +22,8 @@ export interface AgentDatapath {
   readonly pinRoot: string;
   attachEndpoint(spec: EndpointSpec): EndpointRecord;
   detachEndpoint(endpointId: number): boolean;
-  /** `changedPeers`: only entries of these peer identities changed (PolicyDelta.changedPeers). */
-  updatePolicy(endpointId: number, policy: EndpointPolicy, changedPeers?: ReadonlySet<number>): void;
+  /** `change`: only entries of its peers changed (from PolicyDelta.changedPeers). */
+  updatePolicy(endpointId: number, policy: EndpointPolicy, change?: PeerPolicyChange): void;
   upsertIpcache(entries: IpcacheEntry[]): void;
   deleteIpcache(cidrs: string[]): number;
   readPolicyCounters(endpointId: number): PolicyCounter[];
