@@ -3,7 +3,9 @@
 //   native/        the addons the bundle loads when run under node (weft_native.node, netlink.node)
 //   chunks/        programs built apart from weft.cjs (CHUNKED_PROGRAMS), see src/chunk-loader.ts
 //   weft           the single executable (SEA): weft.cjs + chunks + both addons inside a copy of node
-//   weft-cni, weft-host-local, weft-eni, weft-agent   links to weft (to weft.cjs with --no-sea)
+//   weft-cni       the shim (shim/weft-cni-shim.c, C): forwards each request to weft-agent's CNI
+//                  server, or runs it with `weft` when no agent answers; also a SEA asset
+//   weft-host-local, weft-eni, weft-agent   links to weft (to weft.cjs with --no-sea)
 //
 // Usage: node apps/cni-plugin/bundle.mjs [--out DIR] [--no-sea] [--sea-variant plain|codecache|snapshot]
 //                                        [--sea-name NAME]   (NAME != weft: an extra binary, links untouched)
@@ -31,6 +33,10 @@ import { buildSea, SEA_VARIANTS } from './sea/build-sea.mjs';
 /** Start-up variant of the shipped binary: the fastest measured by scripts/bench-startup.sh. */
 export const DEFAULT_SEA_VARIANT = 'codecache';
 export const PROGRAM_NAMES = ['weft-cni', 'weft-host-local', 'weft-eni', 'weft-agent'];
+/** Programs that are links to weft; weft-cni is the shim. */
+const LINKED_PROGRAMS = PROGRAM_NAMES.filter((n) => n !== 'weft-cni');
+/** Where the shim travels inside the single executable (`weft install` writes it out). */
+export const SHIM_ASSET = 'shim/weft-cni';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const loaderFile = join(root, 'libs/native/src/load-addon.ts');
@@ -149,6 +155,19 @@ for (const [name, file] of Object.entries(nativeAddons)) {
   renameSync(`${dest}.tmp`, dest);
 }
 
+// The shim: plain C, only libc. Static where the toolchain can (no loader work at every exec).
+const stagedShim = join(staging, 'weft-cni');
+const shimSource = join(root, 'apps/cni-plugin/shim/weft-cni-shim.c');
+const cc = (extra) =>
+  execFileSync('cc', ['-O2', '-s', '-Wall', '-Wextra', '-Werror', ...extra, '-o', stagedShim, shimSource], {
+    stdio: 'pipe',
+  });
+try {
+  cc(['-static']);
+} catch {
+  cc([]);
+}
+
 mkdirSync(join(out, 'bpf'), { recursive: true });
 for (const file of bpfObjects) {
   if (!existsSync(file)) throw new Error(`${file} is missing: build the BPF objects with "make -C bpf"`);
@@ -169,7 +188,10 @@ if (!opts['no-sea']) {
     outFile: join(out, seaName),
     addons,
     chunks: chunkFiles,
-    files: Object.fromEntries(bpfObjects.map((f) => [`bpf/${f.split('/').pop()}`, f])),
+    files: {
+      ...Object.fromEntries(bpfObjects.map((f) => [`bpf/${f.split('/').pop()}`, f])),
+      [SHIM_ASSET]: stagedShim,
+    },
     variant: opts['sea-variant'],
   });
   const kb = (n) => `${(n / 1024).toFixed(0)} KiB`;
@@ -186,12 +208,13 @@ const oldChunks = join(out, `.chunks-old-${process.pid}`);
 if (existsSync(join(out, 'chunks'))) renameSync(join(out, 'chunks'), oldChunks);
 if (chunks.size > 0) renameSync(join(staging, 'chunks'), join(out, 'chunks'));
 renameSync(stagedBundle, join(out, 'weft.cjs'));
+if (seaName === 'weft') renameSync(stagedShim, join(out, 'weft-cni')); // replaces the link of older builds
 rmSync(oldChunks, { recursive: true, force: true });
 rmSync(staging, { recursive: true, force: true });
 
 if (seaName === 'weft') {
   const target = opts['no-sea'] ? 'weft.cjs' : 'weft';
-  for (const name of opts['no-sea'] ? [...PROGRAM_NAMES, 'weft'] : PROGRAM_NAMES)
+  for (const name of opts['no-sea'] ? [...LINKED_PROGRAMS, 'weft'] : LINKED_PROGRAMS)
     replaceWithLink(join(out, name), target);
 }
 

@@ -14,8 +14,10 @@ describe('weft-agent flags', () => {
       pinRoot: '/sys/fs/bpf/weft',
       logLevel: 'info',
       gcIntervalMs: 60_000,
+      cniServer: true,
     });
     expect(c.metricsAddress).toBeUndefined();
+    expect(parseAgentFlags(['--no-cni-server', '--node-name', 'n'], {})!.cniServer).toBe(false);
   });
 
   it('takes the attach mechanism from --tc-mode or WEFT_TC_MODE, refusing anything else', () => {

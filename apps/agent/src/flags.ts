@@ -30,6 +30,8 @@ export interface AgentConfig {
   bpfDir?: string;
   /** How programs are attached: tcx links (kernel 6.6+), clsact filters, or auto (tcx where it exists). */
   tcMode?: 'auto' | 'tcx' | 'clsact';
+  /** Serve the weft-cni shim's requests on cni.sock beside the API socket (default true). */
+  cniServer: boolean;
   metricsAddress?: { host: string; port: number };
   logLevel: LogLevel;
   /** Endpoint GC period (netns gone); 0 disables the periodic run (the start-up one stays). */
@@ -59,6 +61,9 @@ Options:
   --tc-mode MODE           auto (default: tcx links where the kernel has them, else clsact), tcx or
                            clsact. tcx lets the bandwidth plugin chain after weft; clsact attaches
                            and detaches faster (no RCU grace period per hook)
+  --no-cni-server          do not run CNI requests for the weft-cni shim (on --socket's path with
+                           .sock -> -cni.sock, e.g. /var/run/weft/agent-cni.sock);
+                           each request then runs in a weft-cni process of its own (~20 ms slower)
   --metrics-address H:P    also serve Prometheus /metrics on TCP, e.g. 127.0.0.1:9962
                            (always served at /metrics on the socket)
   --gc-interval SECONDS    how often endpoints whose netns is gone are removed (default 60; 0: only at start)
@@ -107,6 +112,7 @@ export function parseAgentFlags(
         'pin-root': { type: 'string' },
         'bpf-dir': { type: 'string' },
         'tc-mode': { type: 'string' },
+        'no-cni-server': { type: 'boolean' },
         'metrics-address': { type: 'string' },
         'gc-interval': { type: 'string' },
         'log-level': { type: 'string' },
@@ -166,5 +172,6 @@ export function parseAgentFlags(
     ...(v['metrics-address'] !== undefined && { metricsAddress: parseAddress(v['metrics-address']) }),
     logLevel,
     gcIntervalMs,
+    cniServer: v['no-cni-server'] !== true,
   };
 }

@@ -22,7 +22,7 @@ export {
   type SourceConfig,
 } from './flags';
 export { createLogger, silentLogger } from './logger';
-export { createAgent, runWeftAgent } from './main';
+export { createAgent, runWeftAgent, type AgentService } from './main';
 export { AgentMetrics } from './metrics';
 export { effectivePod, podKeyOfRegistration, podRefOf, UNNAMED_POD_NAMESPACE } from './pod-identity';
 export { EndpointRegistry, MAX_AGENT_ENDPOINT_ID, type RegisteredEndpoint } from './registry';

@@ -48,7 +48,19 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
   });
 }
 
-export async function runWeftAgent(argv: string[] = process.argv.slice(2)): Promise<void> {
+/**
+ * Something run beside the agent for as long as it runs: weft's multi-call binary adds the CNI
+ * server this way (the agent knows nothing of the CNI plugin's code).
+ */
+export interface AgentService {
+  start(ctx: { config: AgentConfig; logger: Logger }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function runWeftAgent(
+  argv: string[] = process.argv.slice(2),
+  services: AgentService[] = [],
+): Promise<void> {
   let config: AgentConfig | undefined;
   try {
     config = parseAgentFlags(argv);
@@ -71,7 +83,8 @@ export async function runWeftAgent(argv: string[] = process.argv.slice(2)): Prom
     }
     stopping = true;
     logger.info({ signal }, 'stopping');
-    void (agent?.stop() ?? Promise.resolve()).then(
+    const stopServices = Promise.allSettled(services.map((s) => s.stop()));
+    void stopServices.then(() => agent?.stop()).then(
       () => process.exit(0),
       (err) => {
         logger.error({ err }, 'stop failed');
@@ -88,6 +101,7 @@ export async function runWeftAgent(argv: string[] = process.argv.slice(2)): Prom
   try {
     agent = await createAgent(config, logger);
     await agent.start();
+    for (const s of services) await s.start({ config, logger });
   } catch (err) {
     const code =
       err instanceof AgentError || typeof (err as { code?: unknown })?.code === 'string'
@@ -95,6 +109,7 @@ export async function runWeftAgent(argv: string[] = process.argv.slice(2)): Prom
         : 'AGENT_START_FAILED';
     logger.fatal({ err, code }, 'weft-agent could not start');
     process.stderr.write(`weft-agent: ${(err as Error).message}\n`);
+    await Promise.allSettled(services.map((s) => s.stop()));
     await agent?.stop().catch(() => undefined);
     process.exitCode = 1;
     // Timers (watch debounce, informers) must not keep a failed agent alive.

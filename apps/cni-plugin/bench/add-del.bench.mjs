@@ -4,8 +4,10 @@
 //
 //   node apps/cni-plugin/bench/add-del.bench.mjs [iterations]      (root; after `npm run build`)
 //
-// weft is timed twice: with a weft-agent (started here, temp dirs), which attaches the BPF
-// programs with the pod's policy, and without one in degraded mode, where weft-cni attaches them.
+// weft is timed with a weft-agent (started here, temp dirs), which attaches the BPF programs with
+// the pod's policy: the weft-cni shim forwards each request to the agent's CNI server (tc auto and
+// clsact), or, with --no-cni-server, runs it in a weft-cni process of its own; and without an
+// agent in degraded mode, where weft-cni (again a process of its own) attaches them.
 // Each iteration makes a fresh netns per plugin, times ADD then DEL as a runtime does (exec with
 // the conf on stdin), and deletes the netns. The times include each plugin's process start.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -51,22 +53,30 @@ const variants = [
 ];
 // Two agents: the default attach (tcx links on kernels that have them) and clsact filters.
 const agents = [];
-function startAgent(name, tcMode) {
+function startAgent(name, tcMode, cniServer) {
   const socket = join(work, `${name}.sock`);
   const proc = spawn(
     join(bin, 'weft-agent'),
     ['--socket', socket, '--state-dir', join(work, name), '--queue-dir', join(work, name, 'queue'),
-      '--pin-root', `${pinRoot}-${name}`, '--node-name', 'bench', '--log-level', 'error', '--tc-mode', tcMode],
+      '--pin-root', `${pinRoot}-${name}`, '--node-name', 'bench', '--log-level', 'error', '--tc-mode', tcMode,
+      ...(cniServer ? [] : ['--no-cni-server'])],
     { stdio: 'ignore' },
   );
   agents.push({ proc, pin: `${pinRoot}-${name}` });
   return socket;
 }
 const mechanism = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
-for (const [name, tcMode] of [['agent-auto', 'auto'], ['agent-clsact', 'clsact']]) {
-  const socket = startAgent(name, tcMode);
+// tcx attach/detach wait for an RCU grace period: expedited ones are ~10x shorter (kernel setting).
+const rcuExpedited = spawnSync('cat', ['/sys/kernel/rcu_expedited'], { encoding: 'utf8' }).stdout.trim() || '?';
+for (const [name, tcMode, cniServer] of [
+  ['agent-auto', 'auto', true],
+  ['agent-clsact', 'clsact', true],
+  ['agent-exec', 'auto', false],
+]) {
+  const socket = startAgent(name, tcMode, cniServer);
+  const how = cniServer ? 'in the agent' : 'own process';
   variants.splice(variants.length - 1, 0, {
-    name: `weft-cni veth + weft-host-local (agent, ${tcMode === 'auto' ? 'tc auto' : 'clsact'})`,
+    name: `weft-cni veth + weft-host-local (agent, ${how}, ${tcMode === 'auto' ? 'tc auto' : 'clsact'})`,
     plugin: join(bin, 'weft-cni'),
     path: `${bin}:${ref}`,
     conf: weftConf({ degraded: false, agentSocket: socket, stateDir: join(work, name), pinRoot: `${pinRoot}-${name}` }),
@@ -134,15 +144,15 @@ const pct = (xs, p) => {
 };
 const f = (n) => n.toFixed(1).padStart(7);
 console.log(
-  `pod ADD/DEL latency, ${iterations} iterations each, interleaved; ms including process start; kernel ${mechanism} (tc auto = tcx here when >= 6.6)`,
+  `pod ADD/DEL latency, ${iterations} iterations each, interleaved; ms including process start; kernel ${mechanism} (tc auto = tcx here when >= 6.6), rcu_expedited=${rcuExpedited}`,
 );
-console.log(`${'plugin'.padEnd(54)} ${'ADD p50'.padStart(7)} ${'ADD p95'.padStart(7)} ${'DEL p50'.padStart(7)} ${'DEL p95'.padStart(7)}  ADD/ref DEL/ref (p50)`);
+console.log(`${'plugin'.padEnd(72)} ${'ADD p50'.padStart(7)} ${'ADD p95'.padStart(7)} ${'DEL p50'.padStart(7)} ${'DEL p95'.padStart(7)}  ADD/ref DEL/ref (p50)`);
 const base = samples[0];
 variants.forEach((v, k) => {
   const s = samples[k];
   const ra = pct(s.add, 50) / pct(base.add, 50);
   const rd = pct(s.del, 50) / pct(base.del, 50);
   console.log(
-    `${v.name.padEnd(54)} ${f(pct(s.add, 50))} ${f(pct(s.add, 95))} ${f(pct(s.del, 50))} ${f(pct(s.del, 95))}  ${ra.toFixed(2).padStart(6)}x ${rd.toFixed(2).padStart(6)}x`,
+    `${v.name.padEnd(72)} ${f(pct(s.add, 50))} ${f(pct(s.add, 95))} ${f(pct(s.del, 50))} ${f(pct(s.del, 95))}  ${ra.toFixed(2).padStart(6)}x ${rd.toFixed(2).padStart(6)}x`,
   );
 });

@@ -17,7 +17,7 @@ const PROGRAMS: Record<string, () => Promise<Program>> = {
   'weft-host-local': async () => (await import('./host-local/main')).runWeftHostLocal,
   weft: async () => (await import('./weft-cli')).runWeftCli,
   'weft-eni': async () => (await import('@weft/ipam-terway')).runWeftEni,
-  'weft-agent': async () => (await import('@weft/agent')).runWeftAgent,
+  'weft-agent': async () => (await import('./agent-main')).runWeftAgentWithCni,
 };
 
 async function main(): Promise<void> {

@@ -19,6 +19,12 @@ describe('invokedName', () => {
     expect(invokedName(['/usr/bin/node', '/work/dist/bin/weft-host-local'])).toBe('weft-host-local');
     expect(invokedName(['/usr/bin/node'])).toBe('');
   });
+
+  it('takes $WEFT_PROGRAM (what the weft-cni shim sets) first, and removes it', () => {
+    const env: NodeJS.ProcessEnv = { WEFT_PROGRAM: 'weft-cni', PATH: '/bin' };
+    expect(invokedName(['/opt/cni/bin/weft', '/opt/cni/bin/weft'], env)).toBe('weft-cni');
+    expect(env).toEqual({ PATH: '/bin' });
+  });
 });
 
 describe('weft CLI dispatch', () => {

@@ -18,6 +18,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -166,6 +167,13 @@ function macBytes(mac: string | undefined): Buffer {
 /** One endpoint's policy keys: peer identity -> keyId -> key (and its verdict once known). */
 type EndpointKeyIndex = Map<number, Map<string, { key: PolicyKey; verdict?: number }>>;
 
+function indexKey(byIdentity: EndpointKeyIndex, key: PolicyKey): void {
+  const e = fromPolicyKey(key, 0);
+  let held = byIdentity.get(e.identity);
+  if (!held) byIdentity.set(e.identity, (held = new Map()));
+  held.set(keyId(e), { key });
+}
+
 function hostPrefix(ip: string): string {
   const { family } = encodeAddress(ip);
   return `${ip}/${family === 2 ? 32 : 128}`;
@@ -179,6 +187,9 @@ export class Datapath {
   private readonly ipcache: BpfMap<IpcacheKey, IpcacheValue>;
   private readonly policy: BpfMap<PolicyKey, PolicyValue>;
   private policyIndex?: Map<number, EndpointKeyIndex>;
+  /** Endpoints whose policy keys this process wrote (their index entries are exact). */
+  private readonly writtenHere = new Set<number>();
+  private indexBuiltAtMs = 0;
   /** Records this process read or wrote (the files stay the truth across restarts). */
   private readonly records = new Map<number, EndpointRecord>();
   private readonly conntrack: BpfMap<CtKey, CtEntry>;
@@ -243,6 +254,7 @@ export class Datapath {
     const iface: number | string = spec.pod?.ifname ?? spec.ifindex ?? spec.ifname!;
     const ifindex = queryTc(iface, 'ingress', { netns }).ifindex;
     const previous = this.readRecord(spec.endpointId);
+    if (previous) this.adoptIndexEntry(spec.endpointId);
     const mechanism = resolveTcMechanism(this.tcMode);
     const links = mechanism === 'tcx' ? this.linkPins(spec.endpointId) : undefined;
     const policy =
@@ -295,8 +307,14 @@ export class Datapath {
       if (info.endpoint_id === endpointId) ips.add(decodeAddress(key.family, key.addr));
     }
     for (const ip of ips) this.forgetAddress(ip, endpointId);
-    this.policy.deleteMany(this.policyKeysOf(endpointId));
+    // Keys of an endpoint this process wrote are all in the index; anyone else's need the walk.
+    const indexed = this.writtenHere.has(endpointId) ? this.policyIndex?.get(endpointId) : undefined;
+    const keys = indexed
+      ? [...indexed.values()].flatMap((held) => [...held.values()].map((h) => h.key))
+      : this.policyKeysOf(endpointId);
+    this.policy.deleteMany(keys);
     this.policyIndex?.delete(endpointId);
+    this.writtenHere.delete(endpointId);
     this.records.delete(endpointId);
     this.conntrack.deleteMany([...this.conntrack.keys()].filter((k) => k.endpoint_id === endpointId));
     rmSync(this.recordPath(endpointId), { force: true });
@@ -494,6 +512,7 @@ export class Datapath {
   private writePolicyEntries(endpointId: number, policy: EndpointPolicy, change?: PeerPolicyChange): void {
     const wanted = change ? compilePeerEntries(policy, change) : groupByIdentity(compilePolicy(policy));
     const have = this.indexOf(endpointId);
+    this.writtenHere.add(endpointId);
     const stale: PolicyKey[] = [];
     for (const identity of change?.peers ?? new Set([...have.keys(), ...wanted.keys()])) {
       const want = wanted.get(identity);
@@ -534,15 +553,28 @@ export class Datapath {
   private indexOf(endpointId: number): EndpointKeyIndex {
     if (!this.policyIndex) {
       this.policyIndex = new Map();
-      for (const key of this.policyKeysOf()) {
-        const e = fromPolicyKey(key, 0);
-        const byIdentity = this.indexEntry(key.endpoint_id);
-        let held = byIdentity.get(e.identity);
-        if (!held) byIdentity.set(e.identity, (held = new Map()));
-        held.set(keyId(e), { key });
-      }
+      this.indexBuiltAtMs = Date.now() - 1000; // mtimes are coarse: err towards walking again
+      for (const key of this.policyKeysOf()) indexKey(this.indexEntry(key.endpoint_id), key);
     }
     return this.indexEntry(endpointId);
+  }
+
+  /**
+   * An endpoint attached by another process (weft-cni in degraded mode) after the index was built
+   * has keys the index lacks: walk the map once for it before this process takes it over.
+   */
+  private adoptIndexEntry(endpointId: number): void {
+    if (!this.policyIndex || this.writtenHere.has(endpointId)) return;
+    let mtimeMs: number;
+    try {
+      mtimeMs = statSync(this.recordPath(endpointId)).mtimeMs;
+    } catch {
+      return;
+    }
+    if (mtimeMs < this.indexBuiltAtMs) return;
+    const byIdentity: EndpointKeyIndex = new Map();
+    for (const key of this.policyKeysOf(endpointId)) indexKey(byIdentity, key);
+    this.policyIndex.set(endpointId, byIdentity);
   }
 
   private indexEntry(endpointId: number): EndpointKeyIndex {

@@ -1,4 +1,5 @@
-import { closeSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { seaFileGroup } from '@weft/native';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildInfo } from '../build-info';
@@ -13,13 +14,16 @@ import {
   installChained,
   InstallError,
   LINK_NAMES,
+  SHIM_NAME,
   uninstall,
   type ChangeReport,
 } from './install';
 
 const INSTALL_HELP = `usage: weft install [options]
 
-Copies this executable to the CNI bin dir as "weft", links ${LINK_NAMES.join(', ')} to it, and
+Copies this executable to the CNI bin dir as "weft", and the small weft-cni front end (which runs
+each request in weft-agent, or with "weft" when no agent answers) as "weft-cni"; links
+${LINK_NAMES.filter((n) => n !== SHIM_NAME).join(', ')} to weft, and
 writes an example ${DEFAULT_CONFLIST_NAME} (weft-cni veth + weft-host-local + portmap) when the conf
 dir holds no other network. Idempotent; "weft uninstall" removes exactly what it added.
 
@@ -79,6 +83,16 @@ function isElf(path: string): boolean {
 }
 
 /** The running single executable; under `node dist/bin/weft.cjs`, the one built beside it. */
+/** The weft-cni shim that goes with `source`: carried inside the executable, or built beside it. */
+function shimFor(source: string): string | undefined {
+  if (isSingleExecutable() && source === process.execPath) {
+    const dir = seaFileGroup('shim');
+    if (dir) return join(dir, SHIM_NAME);
+  }
+  const beside = join(dirname(source), SHIM_NAME);
+  return isElf(beside) && !lstatSync(beside).isSymbolicLink() ? beside : undefined;
+}
+
 function defaultSource(): string | undefined {
   if (isSingleExecutable()) return process.execPath;
   const script = process.argv[1];
@@ -155,6 +169,7 @@ export async function runInstall(args: string[]): Promise<number> {
     try {
       const r = await installChained({
         source,
+        shim: shimFor(source),
         binDir: values['bin-dir'],
         confDir: values['conf-dir'],
         force: values.force,
@@ -186,6 +201,7 @@ export async function runInstall(args: string[]): Promise<number> {
       'installed',
       install({
         source,
+        shim: shimFor(source),
         binDir: values['bin-dir'],
         confDir: values['conf-dir'],
         conflistName: values.conflist,

@@ -92,6 +92,27 @@ describe('weft install', () => {
     expect(report.notes.join('\n')).toMatch(/10-weft.conflist exists/);
   });
 
+  it('installs the weft-cni shim as a file of its own when there is one, and uninstall removes it', () => {
+    const f = fixture();
+    const shim = join(f.root, 'shim-src');
+    writeFileSync(shim, '#!/bin/sh\necho shim\n');
+    chmodSync(shim, 0o644); // installed executable whatever its mode was
+    install({ source: f.source, shim, binDir: f.binDir, confDir: f.confDir, version: '1' });
+    const cni = join(f.binDir, 'weft-cni');
+    expect(lstatSync(cni).isFile()).toBe(true);
+    expect(readFileSync(cni, 'utf8')).toBe('#!/bin/sh\necho shim\n');
+    expect(statSync(cni).mode & 0o777).toBe(0o755);
+    for (const name of LINK_NAMES.filter((n) => n !== 'weft-cni'))
+      expect(readlinkSync(join(f.binDir, name))).toBe('weft');
+    // Again: nothing to do. A build that has no shim any more turns weft-cni back into a link.
+    expect(install({ source: f.source, shim, binDir: f.binDir, confDir: f.confDir }).changed).toEqual([]);
+    install({ source: f.source, binDir: f.binDir, confDir: f.confDir });
+    expect(readlinkSync(cni)).toBe('weft');
+    install({ source: f.source, shim, binDir: f.binDir, confDir: f.confDir });
+    uninstall({ binDir: f.binDir });
+    expect(existsSync(cni)).toBe(false);
+  });
+
   it('refuses, changing nothing, when our names belong to someone else', () => {
     const f = fixture();
     mkdirSync(f.binDir, { recursive: true });

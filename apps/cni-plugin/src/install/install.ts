@@ -48,6 +48,8 @@ import { DEFAULT_CONFLIST_NAME, DEFAULT_POD_SUBNET, isPodSubnet, planConflist } 
 
 export const BINARY_NAME = 'weft';
 export const LINK_NAMES = ['weft-cni', 'weft-host-local', 'weft-eni', 'weft-agent'] as const;
+/** The name the shim takes when there is one (InstallOptions.shim). */
+export const SHIM_NAME = 'weft-cni';
 export const MANIFEST_NAME = '.weft-install.json';
 export const DEFAULT_BIN_DIR = '/opt/cni/bin';
 export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
@@ -55,6 +57,11 @@ export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
 export interface InstallOptions {
   /** The executable to install (normally the running single executable). */
   source: string;
+  /**
+   * The weft-cni shim (shim/weft-cni-shim.c), installed as `weft-cni` in place of a link: it hands
+   * each request to weft-agent's CNI server. Without one, weft-cni is a link like the others.
+   */
+  shim?: string;
   binDir?: string;
   confDir?: string;
   conflistName?: string;
@@ -152,6 +159,7 @@ function resolved(opts: InstallOptions) {
     throw new InstallError(`--subnet must be an IPv4 CIDR between /8 and /30, got "${subnet}"`, 'usage');
   return {
     source: resolve(opts.source),
+    shim: opts.shim === undefined ? undefined : resolve(opts.shim),
     binDir: resolve(opts.binDir ?? DEFAULT_BIN_DIR),
     confDir: resolve(opts.confDir ?? DEFAULT_CONF_DIR),
     conflistName,
@@ -177,21 +185,23 @@ function plan(o: ReturnType<typeof resolved>, previous: InstallManifest | undefi
     if (existsSync(dir) && !statSync(dir).isDirectory()) conflicts.push(`${dir} is not a directory`);
   }
 
-  // The binary. Same bytes already there: ours (re-running install is a no-op).
-  const binary = join(o.binDir, BINARY_NAME);
-  const digest = sha256File(o.source);
-  const atBinary = pathState(binary);
-  const binaryEntry = { kind: 'file', path: binary, sha256: digest } as const;
-  if (atBinary.kind === 'file' && atBinary.size === statSync(o.source).size && sha256File(binary) === digest)
-    kept.push(binaryEntry);
-  else if (atBinary.kind === 'absent')
-    steps.push({ op: 'copy', entry: binaryEntry, from: o.source, mode: 0o755, replaces: false });
-  else if (atBinary.kind === 'other') conflicts.push(`${binary} is neither a file nor a link`);
-  else if (ownedBefore.has(binary) || o.force)
-    steps.push({ op: 'copy', entry: binaryEntry, from: o.source, mode: 0o755, replaces: true });
-  else conflicts.push(`${binary} exists and was not installed by weft`);
+  // The binaries. Same bytes already there: ours (re-running install is a no-op).
+  const files: [string, string][] = [[BINARY_NAME, o.source]];
+  if (o.shim) files.push([SHIM_NAME, o.shim]);
+  for (const [name, from] of files) {
+    const path = join(o.binDir, name);
+    const digest = sha256File(from);
+    const at = pathState(path);
+    const entry = { kind: 'file', path, sha256: digest } as const;
+    if (at.kind === 'file' && at.size === statSync(from).size && sha256File(path) === digest) kept.push(entry);
+    else if (at.kind === 'absent') steps.push({ op: 'copy', entry, from, mode: 0o755, replaces: false });
+    else if (at.kind === 'other') conflicts.push(`${path} is neither a file nor a link`);
+    else if (ownedBefore.has(path) || o.force) steps.push({ op: 'copy', entry, from, mode: 0o755, replaces: true });
+    else conflicts.push(`${path} exists and was not installed by weft`);
+  }
 
   for (const name of LINK_NAMES) {
+    if (o.shim && name === SHIM_NAME) continue;
     const path = join(o.binDir, name);
     const at = pathState(path);
     const entry = { kind: 'symlink', path, target: BINARY_NAME } as const;

@@ -5,7 +5,7 @@
  * users rely on when the agent is down: code 11, degraded mode, queued deletions, adoption.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient } from '@weft/agent-api';
@@ -40,13 +40,25 @@ function netConf(extra: Record<string, unknown> = {}) {
   };
 }
 
+const agentLog = () => join(work, 'agent.log');
+
+/** The CNI requests the agent's CNI server ran (the shim forwarded), from its log. */
+function servedByAgent(): { command: string; containerId: string; exitCode: number }[] {
+  return readFileSync(agentLog(), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"msg":"CNI request"'))
+    .map((l) => JSON.parse(l));
+}
+
 async function startAgent(): Promise<void> {
+  const log = openSync(agentLog(), 'a');
   agent = spawn(
     join(BIN, 'weft-agent'),
     ['--manifests', manifests(), '--node-name', NODE, '--socket', sock(), '--state-dir', join(work, 'state'),
-      '--queue-dir', join(work, 'state', 'queue'), '--pin-root', pin, '--log-level', 'warn'],
-    { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH } },
+      '--queue-dir', join(work, 'state', 'queue'), '--pin-root', pin, '--log-level', 'info'],
+    { stdio: ['ignore', 'ignore', log], env: { PATH: process.env.PATH } },
   );
+  closeSync(log);
   for (let i = 0; i < 200; i++) {
     try {
       const s = await client().status();
@@ -215,6 +227,9 @@ describe('weft-cni with a real weft-agent', () => {
     }
     serve(backend, 80, 8080);
 
+    // The weft-cni shim handed the ADDs to the agent, which ran them (no weft-cni process of their own).
+    const served = servedByAgent().filter((r) => r.command === 'ADD').map((r) => [r.containerId, r.exitCode]);
+    expect(served).toEqual(expect.arrayContaining([frontend, backend, visitor].map((p) => [p.id, 0])));
     const endpoints = await client().listEndpoints();
     expect(endpoints.map((e) => e.pod).sort()).toEqual(['guests/visitor', 'shop/backend', 'shop/frontend']);
     expect(endpoints.every((e) => e.state === 'ready')).toBe(true);
