@@ -93,7 +93,8 @@ interface PodRecord {
 interface IdentityRecord {
   id: number;
   labels: LabelMap;
-  pods: Set<string>;
+  /** The pods of this identity, by key (their current records). */
+  pods: Map<string, PodRecord>;
   /** `${protocol}/${name}` → port → number of pods of this identity declaring it. */
   namedPorts: Map<string, Map<number, number>>;
 }
@@ -178,7 +179,8 @@ export class PolicyEngine {
   private readonly patchIds = new Set<number>();
   /** Identities that joined/left selectors or whose named ports changed in this flush. */
   private readonly changedPeers = new Set<number>();
-  private readonly dirtyEndpoints = new Set<string>();
+  /** Endpoints to recompute, with their records (the hot loop of a change needs no lookups). */
+  private readonly dirtyEndpoints = new Map<string, PodRecord>();
   private readonly removedEndpoints = new Set<string>();
   private readonly identityChanged = new Set<string>();
   private depth = 0;
@@ -324,7 +326,7 @@ export class PolicyEngine {
       const selected = new Set<string>();
       for (const part of p.parts) {
         for (const id of this.selectors.get(part.subject.key)?.matches ?? []) {
-          for (const k of this.universe.get(id)?.pods ?? []) if (this.pods.get(k)?.endpoint) selected.add(k);
+          for (const [k, rec] of this.universe.get(id)?.pods ?? []) if (rec.endpoint) selected.add(k);
         }
       }
       return {
@@ -550,7 +552,7 @@ export class PolicyEngine {
 
   private addToUniverse(id: number, labels: LabelMap): void {
     if (!this.universeBefore.has(id)) this.universeBefore.set(id, this.universe.get(id)?.labels);
-    this.universe.set(id, { id, labels, pods: new Set(), namedPorts: new Map() });
+    this.universe.set(id, { id, labels, pods: new Map(), namedPorts: new Map() });
     this.index.add(id, labels);
   }
 
@@ -640,7 +642,7 @@ export class PolicyEngine {
       if (old !== 0) this.releaseIdentity(old);
       if (old !== id || !this.endpointResults.has(key)) this.identityChanged.add(key);
       if (!rec.endpoint && this.endpointResults.delete(key)) this.removedEndpoints.add(key);
-      if (rec.endpoint) this.dirtyEndpoints.add(key);
+      if (rec.endpoint) this.dirtyEndpoints.set(key, rec);
     }
     this.dirtyPods.clear();
   }
@@ -649,7 +651,7 @@ export class PolicyEngine {
 
   private attachPodToIdentity(rec: PodRecord): void {
     const ident = this.universe.get(rec.identity)!;
-    ident.pods.add(rec.key);
+    ident.pods.set(rec.key, rec);
     this.portsOfPod.set(rec.key, rec.pod.ports);
     for (const p of rec.pod.ports) {
       if (p.name === undefined) continue;
@@ -778,8 +780,7 @@ export class PolicyEngine {
 
   private collect(): PolicyDelta {
     const markEndpoints = (id: number) => {
-      for (const key of this.universe.get(id)?.pods ?? [])
-        if (this.pods.get(key)?.endpoint) this.dirtyEndpoints.add(key);
+      for (const [key, rec] of this.universe.get(id)?.pods ?? []) if (rec.endpoint) this.dirtyEndpoints.set(key, rec);
     };
     // Many changed peers: rebuilding is as cheap as patching.
     const patch = this.changedPeers.size <= PATCH_LIMIT;
@@ -789,7 +790,11 @@ export class PolicyEngine {
     }
     this.flushShared.clear();
     // What each patched result was patched from, so endpoints that had it learn what changed.
-    const patchedFrom = new Map<Computed, { from: Computed; change: PeerPolicyChange }>();
+    // Each cached result this flush patched -> its successor and what changed (null: nothing).
+    // Results of one parts|ports key hold the same entries before the patch as after it, so an
+    // identity that takes the result patched for another one learns the same change.
+    const patchedFrom = new Map<Computed, { next: Computed; change: PeerPolicyChange | null }>();
+    const sharedChanges = new Map<string, PeerPolicyChange | null>();
     const peers: ReadonlySet<number> = new Set(this.changedPeers);
     for (const id of this.patchIds) {
       if (this.dirtyIds.has(id)) continue;
@@ -798,7 +803,13 @@ export class PolicyEngine {
         for (const [k, old] of cache.byPorts) {
           const shared = `${cache.partsKey}|${k}`;
           let next = this.flushShared.get(shared);
-          if (!next) this.flushShared.set(shared, (next = this.patch(id, old, peers, patchedFrom)));
+          if (!next) {
+            const patched = this.patch(id, old, peers);
+            next = patched.next;
+            this.flushShared.set(shared, next);
+            sharedChanges.set(shared, patched.change);
+          }
+          if (next !== old) patchedFrom.set(old, { next, change: sharedChanges.get(shared)! });
           cache.byPorts.set(k, next);
         }
       } else this.policyCache.delete(id);
@@ -810,18 +821,17 @@ export class PolicyEngine {
     this.flushShared.clear();
     const endpoints = new Map<string, EndpointPolicy>();
     const changedPeers = new Map<string, PeerPolicyChange>();
-    for (const key of this.dirtyEndpoints) {
-      const rec = this.pods.get(key);
-      if (!rec || !rec.endpoint || rec.identity === 0) continue;
+    for (const [key, rec] of this.dirtyEndpoints) {
+      if (!rec.endpoint || rec.identity === 0) continue;
       const next = this.computeFor(rec);
       const prev = this.endpointResults.get(key);
-      // A patch that changed nothing returns the old result: one patched from prev is a change.
-      const patched = prev !== undefined ? patchedFrom.get(next) : undefined;
-      const patchedFromPrev = patched !== undefined && patched.from === prev;
-      if (prev && !patchedFromPrev && this.unchanged(prev, next)) continue;
+      const patched = prev !== undefined ? patchedFrom.get(prev) : undefined;
+      const fromPrev = patched !== undefined && patched.next === next ? patched : undefined;
+      if (fromPrev?.change === null) continue; // patched, and nothing changed
+      if (prev && !fromPrev && this.unchanged(prev, next)) continue;
       this.endpointResults.set(key, next);
       endpoints.set(key, next.policy);
-      if (patchedFromPrev) changedPeers.set(key, patched.change);
+      if (fromPrev?.change) changedPeers.set(key, fromPrev.change);
       this.removedEndpoints.delete(key);
     }
     this.dirtyEndpoints.clear();
@@ -930,34 +940,41 @@ export class PolicyEngine {
     id: number,
     old: Computed,
     peers: ReadonlySet<number>,
-    patchedFrom: Map<Computed, { from: Computed; change: PeerPolicyChange }>,
-  ): Computed {
+  ): { next: Computed; change: PeerPolicyChange | null } {
     const fresh = this.build(id, old.ownPorts, peers);
-    const kept: PolicyEntry[] = [];
-    const dropped: PolicyEntry[] = [];
-    for (const e of old.policy.entries) (peers.has(e.identity) ? dropped : kept).push(e);
-    if (samePolicy({ ...old.policy, entries: dropped }, { ...old.policy, entries: fresh.policy.entries }))
-      return old;
-    // Few entries are added to many kept ones: binary-search each into place, copy the runs between.
     const added = fresh.policy.entries;
-    const merged: PolicyEntry[] = [];
+    const entries = old.policy.entries;
+    // Few entries are added to many: binary-search where each goes among the old ones (same order;
+    // ties are with entries of the changed peers, which are dropped), then one pass builds the result.
+    const at: number[] = [];
     let from = 0;
     for (const entry of added) {
       let lo = from;
-      let hi = kept.length;
+      let hi = entries.length;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (compareEntries(kept[mid]!, entry) <= 0) lo = mid + 1;
+        if (compareEntries(entries[mid]!, entry) <= 0) lo = mid + 1;
         else hi = mid;
       }
-      for (let k = from; k < lo; k++) merged.push(kept[k]!);
-      merged.push(entry);
+      at.push(lo);
       from = lo;
     }
-    for (let k = from; k < kept.length; k++) merged.push(kept[k]!);
+    // Most changes are about one peer: a comparison is cheaper than a set lookup per entry.
+    const only = peers.size === 1 ? peers.values().next().value! : undefined;
+    const merged: PolicyEntry[] = [];
+    const dropped: PolicyEntry[] = [];
+    let j = 0;
+    for (let i = 0; i < entries.length; i++) {
+      while (j < added.length && at[j] === i) merged.push(added[j++]!);
+      const e = entries[i]!;
+      if (only !== undefined ? e.identity === only : peers.has(e.identity)) dropped.push(e);
+      else merged.push(e);
+    }
+    while (j < added.length) merged.push(added[j++]!);
+    if (samePolicy({ ...old.policy, entries: dropped }, { ...old.policy, entries: added }))
+      return { next: old, change: null };
     const next = { ...fresh, policy: { ...fresh.policy, entries: merged } };
-    patchedFrom.set(next, { from: old, change: { peers, entries: added } });
-    return next;
+    return { next, change: { peers, entries: added } };
   }
 
   private build(id: number, ownPorts: Pod['ports'], restrict?: ReadonlySet<number>): Computed {
@@ -970,10 +987,16 @@ export class PolicyEngine {
     let l7 = false;
     const add = (group: number, ids: ReadonlySet<number>) => {
       let set = groups.get(group);
-      if (!set) groups.set(group, (set = new Set()));
       if (restrict) {
-        for (const pid of restrict) if (ids.has(pid)) set.add(pid);
-      } else for (const pid of ids) set.add(pid);
+        for (const pid of restrict) {
+          if (!ids.has(pid)) continue;
+          if (!set) groups.set(group, (set = new Set()));
+          set.add(pid);
+        }
+        return;
+      }
+      if (!set) groups.set(group, (set = new Set()));
+      for (const pid of ids) set.add(pid);
     };
     const addOne = (group: number, pid: number) => {
       if (restrict && !restrict.has(pid)) return;
