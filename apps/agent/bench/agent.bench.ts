@@ -153,7 +153,7 @@ try {
     ],
     [
       '  of which: datapath writes (p50 / p90 / p99 / max)',
-      `${r.label.write.map((x: number) => f(x, 2)).join(' / ')} ms (every changed endpoint's policy recompiled)`,
+      `${r.label.write.map((x: number) => f(x, 2)).join(' / ')} ms (only the changed peers' entries compiled)`,
       '-',
     ],
     [

@@ -496,11 +496,10 @@ export class Agent implements AgentApiHandlers {
         try {
           dp.updatePolicy(e.endpointId, policy, change);
           const s = this.attached.get(a);
-          if (s)
-            Object.assign(s, {
-              ingressEnforced: policy.ingressEnforced,
-              egressEnforced: policy.egressEnforced,
-            });
+          if (s) {
+            s.ingressEnforced = policy.ingressEnforced;
+            s.egressEnforced = policy.egressEnforced;
+          }
         } catch {
           reattach.add(a); // not attached (an earlier attach failed): try the full attach
         }
