@@ -11,6 +11,9 @@
 #   sea:plain              chunks, no code cache
 #   sea:snapshot           chunks, main script from a V8 startup snapshot
 #   node bundle            `node weft.cjs` (+ chunks/) invoked through a link named like the program
+# For weft-cni, whose executable is the C shim (apps/cni-plugin/shim): the sea rows are the shim
+# with no agent (it execs weft), and "shim -> weft-agent" is the shim answered by a running agent's
+# CNI server (root; via `env WEFT_CNI_SOCKET=...`, so it includes one exec of env).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROGRAM=${PROGRAM:-weft-cni}
@@ -24,7 +27,12 @@ command -v hyperfine >/dev/null || { echo "bench-startup: needs hyperfine (apt-g
 unset NODE_EXTRA_CA_CERTS NODE_OPTIONS
 
 work=$(mktemp -d /tmp/weft-bench-startup.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+agent_pid=
+cleanup() {
+  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+  rm -rf "$work" "/sys/fs/bpf/weft-bench-startup-$$"
+}
+trap cleanup EXIT
 for variant in codecache plain snapshot; do
   node apps/cni-plugin/bundle.mjs --out "$work/$variant" --sea-variant "$variant" >/dev/null
 done
@@ -38,12 +46,20 @@ names=("host-local (Go reference)" "sea:codecache $PROGRAM" "sea:codecache 1-fil
   "sea:snapshot $PROGRAM" "node bundle $PROGRAM" "node -e 0 (bare Node)")
 cmds=("$REFERENCE" "$work/codecache/$PROGRAM" "$work/single/$PROGRAM" "$work/plain/$PROGRAM" "$work/snapshot/$PROGRAM"
   "node $work/node/$PROGRAM" "node -e 0")
+if [ "$PROGRAM" = weft-cni ] && [ "$(id -u)" = 0 ]; then
+  "$work/codecache/weft-agent" --socket "$work/agent.sock" --state-dir "$work/agent" --queue-dir "$work/agent/queue" \
+    --pin-root "/sys/fs/bpf/weft-bench-startup-$$" --node-name bench --log-level error --gc-interval 0 &
+  agent_pid=$!
+  for _ in $(seq 100); do [ -S "$work/agent-cni.sock" ] && break; sleep 0.1; done
+  names+=("shim -> weft-agent $PROGRAM")
+  cmds+=("env WEFT_CNI_SOCKET=$work/agent-cni.sock $work/codecache/$PROGRAM")
+fi
 args=()
 expected=$("${cmds[1]}" </dev/null)
 for i in "${!names[@]}"; do
   args+=(--command-name "${names[$i]}" "${cmds[$i]}")
   # A variant that fails fast would look fast: every weft variant must answer like the default build.
-  if [ "$i" -gt 0 ] && [ "$i" -lt 6 ]; then
+  if [ "$i" -gt 0 ] && [ "$i" -ne 6 ]; then
     got=$(${cmds[$i]} </dev/null) || { echo "bench-startup: ${names[$i]} failed: $got" >&2; exit 1; }
     [ "$got" = "$expected" ] || { echo "bench-startup: ${names[$i]} answered '$got', not '$expected'" >&2; exit 1; }
   fi
