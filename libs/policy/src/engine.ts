@@ -153,7 +153,10 @@ export class PolicyEngine {
   private readonly index = new LabelIndex();
   private readonly selectors = new Map<string, SelectorEntry>();
   private readonly partsByIdentity = new Map<number, Set<CompiledPart>>();
-  private readonly namedEgressParts = new Set<CompiledPart>();
+  /** Parts with egress rules on named ports, by the peer selector those rules name... */
+  private readonly namedEgressByPeer = new Map<string, Set<CompiledPart>>();
+  /** ...and those whose named-port egress rules allow any peer. */
+  private readonly namedEgressAnyPeer = new Set<CompiledPart>();
   private readonly namedPortIdentities = new Map<string, Set<number>>();
   private readonly prefixes = new Map<string, PrefixRecord>();
   private readonly ipOwner = new Map<string, string>();
@@ -432,8 +435,13 @@ export class PolicyEngine {
     this.entryFor(part.subject).subjectOf.add(part);
     for (const rule of part.rules) {
       for (const peer of rule.peers) this.entryFor(peer.selector).peerOf.add(part);
-      if (rule.direction === 'egress' && rule.ports?.some((p) => p.name !== undefined))
-        this.namedEgressParts.add(part);
+      if (rule.direction !== 'egress' || !rule.ports?.some((p) => p.name !== undefined)) continue;
+      if (rule.anyPeer) this.namedEgressAnyPeer.add(part);
+      for (const peer of rule.peers) {
+        let parts = this.namedEgressByPeer.get(peer.selector.key);
+        if (!parts) this.namedEgressByPeer.set(peer.selector.key, (parts = new Set()));
+        parts.add(part);
+      }
     }
     // Identities of a fresh subject are marked dirty once the selector is evaluated (updateSelectors);
     // a subject selector already cached is up to date now.
@@ -452,9 +460,11 @@ export class PolicyEngine {
       for (const peer of rule.peers) {
         this.selectors.get(peer.selector.key)?.peerOf.delete(part);
         this.dropSelector(peer.selector);
+        const named = this.namedEgressByPeer.get(peer.selector.key);
+        if (named?.delete(part) && named.size === 0) this.namedEgressByPeer.delete(peer.selector.key);
       }
     }
-    this.namedEgressParts.delete(part);
+    this.namedEgressAnyPeer.delete(part);
   }
 
   private attachPart(id: number, part: CompiledPart): void {
@@ -760,18 +770,12 @@ export class PolicyEngine {
     if (this.namedPortsChanged.size === 0) return;
     for (const id of this.namedPortsChanged) this.changedPeers.add(id);
     const changed = [...this.namedPortsChanged];
-    for (const part of this.namedEgressParts) {
-      const uses = part.rules.some(
-        (r) =>
-          r.direction === 'egress' &&
-          r.ports?.some((p) => p.name !== undefined) &&
-          (r.anyPeer ||
-            r.peers.some((peer) => {
-              const matches = this.selectors.get(peer.selector.key)?.matches;
-              return matches !== undefined && changed.some((id) => matches.has(id));
-            })),
-      );
-      if (uses) this.markSubjects(part);
+    // By selector: the same peer selector serves many policies (one per namespace, say).
+    for (const part of this.namedEgressAnyPeer) this.markSubjects(part);
+    for (const [key, parts] of this.namedEgressByPeer) {
+      const matches = this.selectors.get(key)?.matches;
+      if (!matches || !changed.some((id) => matches.has(id))) continue;
+      for (const part of parts) this.markSubjects(part);
     }
     this.namedPortsChanged.clear();
   }
