@@ -977,8 +977,15 @@ export class PolicyEngine {
     while (j < added.length) merged.push(added[j++]!);
     if (samePolicy({ ...old.policy, entries: dropped }, { ...old.policy, entries: added }))
       return { next: old, change: null };
-    const next = { ...fresh, policy: { ...fresh.policy, entries: merged } };
+    // Same parts, same L7 rules: a restricted build skips rules, so its own l7 may be short.
+    const next = { ...fresh, l7: old.l7, policy: { ...fresh.policy, entries: merged } };
     return { next, change: { peers, entries: added } };
+  }
+
+  private selectsAny(selectorKey: string, ids: ReadonlySet<number>): boolean {
+    const matches = this.selectors.get(selectorKey)!.matches;
+    for (const id of ids) if (matches.has(id)) return true;
+    return false;
   }
 
   private build(id: number, ownPorts: Pod['ports'], restrict?: ReadonlySet<number>): Computed {
@@ -1012,6 +1019,9 @@ export class PolicyEngine {
       ingressEnforced ||= part.enforce.ingress;
       egressEnforced ||= part.enforce.egress;
       for (const rule of part.rules) {
+        // Restricted to some peers (a patch): a rule none of whose peers is one of them adds nothing.
+        if (restrict && !rule.anyPeer && !rule.peers.some((p) => this.selectsAny(p.selector.key, restrict)))
+          continue;
         const peerSets = rule.anyPeer
           ? [ANY_PEER]
           : rule.peers.map((p) => this.selectors.get(p.selector.key)!.matches);
