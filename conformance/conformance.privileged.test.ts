@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -128,7 +128,19 @@ describe('CNI conformance suite (conformance/run.sh)', () => {
         console.log(`SKIPPED: ${notReady}`);
         ctx.skip(notReady);
       }
-      const run = await runSuite('weft', { WEFT_CONFORMANCE_GROUPS: 'weft' });
+      // The suite runs weft with its default paths, as on a node: what it creates there (pinned
+      // programs and maps, endpoint records) is removed afterwards unless it was there before.
+      const defaults = ['/sys/fs/bpf/weft', '/var/lib/weft/datapath'];
+      const existed = defaults.filter((d) => existsSync(d));
+      let run;
+      try {
+        run = await runSuite('weft', { WEFT_CONFORMANCE_GROUPS: 'weft' });
+      } finally {
+        const endpoints = '/var/lib/weft/datapath/endpoints';
+        const left = existsSync(endpoints) ? readdirSync(endpoints) : [];
+        if (left.length === 0)
+          for (const d of defaults) if (!existed.includes(d)) rmSync(d, { recursive: true, force: true });
+      }
 
       const failures = run.records.filter((r) => r.status === 'fail');
       expect(failures.map((f) => `${f.suite} ${f.case}: ${f.reason}`)).toEqual([]);
