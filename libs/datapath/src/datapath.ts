@@ -167,6 +167,10 @@ function macBytes(mac: string | undefined): Buffer {
 /** One endpoint's policy keys: peer identity -> keyId -> key (and its verdict once known). */
 type EndpointKeyIndex = Map<number, Map<string, { key: PolicyKey; verdict?: number }>>;
 
+function indexedKeys(byIdentity: EndpointKeyIndex): PolicyKey[] {
+  return [...byIdentity.values()].flatMap((held) => [...held.values()].map((h) => h.key));
+}
+
 function indexKey(byIdentity: EndpointKeyIndex, key: PolicyKey): void {
   const e = fromPolicyKey(key, 0);
   let held = byIdentity.get(e.identity);
@@ -310,7 +314,7 @@ export class Datapath {
     // Keys of an endpoint this process wrote are all in the index; anyone else's need the walk.
     const indexed = this.writtenHere.has(endpointId) ? this.policyIndex?.get(endpointId) : undefined;
     const keys = indexed
-      ? [...indexed.values()].flatMap((held) => [...held.values()].map((h) => h.key))
+      ? indexedKeys(indexed)
       : this.policyKeysOf(endpointId);
     this.policy.deleteMany(keys);
     this.policyIndex?.delete(endpointId);
@@ -358,8 +362,7 @@ export class Datapath {
 
   readPolicyCounters(endpointId: number): PolicyCounter[] {
     const out: PolicyCounter[] = [];
-    const keys = [...this.indexOf(endpointId).values()].flatMap((held) => [...held.values()]);
-    for (const { key } of keys) {
+    for (const key of indexedKeys(this.indexOf(endpointId))) {
       const value = this.policy.get(key);
       if (!value) continue;
       const e = fromPolicyKey(key, value.verdict);
