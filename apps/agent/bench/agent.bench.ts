@@ -11,7 +11,9 @@
  *      pod label changes until their map entries are written (goal <= 10 ms), and its RSS with
  *      10,000 endpoints (goal <= 200 MB); the policy engine alone on the same inputs, same process,
  *      as the reference.
- * Each phase is its own `node --expose-gc` process (bundled with esbuild), so RSS is the agent's.
+ * Each phase is its own `node --expose-gc` process (bundled with esbuild), so RSS is the agent's,
+ * with MALLOC_ARENA_MAX=2 as weft-agent sets it (src/bounded-arenas.ts); the restart is run once
+ * more with glibc's default arenas for the RSS reference row.
  * The datapath is bench/recording-datapath.ts: policies are compiled to trie entries exactly as
  * the kernel would get them, but counted, not written (2.5 M entries exceed the weft_policy map;
  * see that file). NAMESPACES, PODS_PER_NAMESPACE, POLICIES_PER_NAMESPACE, LABEL_RUNS scale it.
@@ -21,6 +23,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
+import { AGENT_ARENAS, ARENA_ENV } from '../src/bounded-arenas';
 
 const shape = {
   namespaces: Number(process.env.NAMESPACES ?? 100),
@@ -111,16 +114,20 @@ try {
   });
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
-  const run = (phase: string) =>
+  // As weft-agent runs itself (src/bounded-arenas.ts); the RSS rows repeat the restart without it.
+  const glibcDefault = { ...env, [ARENA_ENV]: '0' };
+  env[ARENA_ENV] ??= AGENT_ARENAS;
+  const run = (phase: string, phaseEnv = env) =>
     JSON.parse(
       execFileSync(process.execPath, ['--expose-gc', worker, phase, dir], {
-        env,
+        env: phaseEnv,
         encoding: 'utf8',
         maxBuffer: 1 << 24,
       }),
     );
   const pop = run('populate');
   const r = { ...run('restart'), ...run('engine') };
+  const unbounded = run('restart', glibcDefault);
   const n = shape.namespaces * shape.podsPerNamespace;
   const p = shape.namespaces * shape.policiesPerNamespace;
   const f = (x: number, d = 0) => x.toFixed(d);
@@ -163,8 +170,13 @@ try {
     ],
     [
       `agent RSS with ${n} endpoints (ready / after the changes)`,
-      `${f(r.rssReadyMiB)} MiB / ${f(r.rssAfterMiB)} MiB (node at start: ${f(r.rssBeforeMiB)} MiB)`,
+      `${f(r.rssReadyMiB)} MiB / ${f(r.rssAfterMiB)} MiB (node at start: ${f(r.rssBeforeMiB)} MiB; ${ARENA_ENV}=${env[ARENA_ENV]})`,
       '<= 200 MB',
+    ],
+    [
+      '  the same with glibc default malloc arenas (the reference)',
+      `${f(unbounded.rssReadyMiB)} MiB / ${f(unbounded.rssAfterMiB)} MiB`,
+      '-',
     ],
     [
       `registration through the API socket (${pop.endpoints} PUTs, 8 concurrent)`,
