@@ -116,8 +116,16 @@ interface PrefixRecord {
   identity?: number;
 }
 
+interface PatchedResult {
+  next: Computed;
+  /** What the patch changed; null: nothing. */
+  change: PeerPolicyChange | null;
+}
+
 interface Computed {
   policy: EndpointPolicy;
+  /** Set on a patched result: its entries, kept as the patch until first read. */
+  overlay?: PatchedEntries;
   /** The container ports named ingress ports were resolved against. */
   ownPorts: Pod['ports'];
   l7: boolean;
@@ -793,31 +801,37 @@ export class PolicyEngine {
       markEndpoints(id);
     }
     this.flushShared.clear();
-    // What each patched result was patched from, so endpoints that had it learn what changed.
     // Each cached result this flush patched -> its successor and what changed (null: nothing).
     // Results of one parts|ports key hold the same entries before the patch as after it, so an
     // identity that takes the result patched for another one learns the same change.
-    const patchedFrom = new Map<Computed, { next: Computed; change: PeerPolicyChange | null }>();
+    const patchedFrom = new Map<Computed, PatchedResult>();
     const sharedChanges = new Map<string, PeerPolicyChange | null>();
     const peers: ReadonlySet<number> = new Set(this.changedPeers);
+    // Identities whose every cached result was patched: their endpoints move to the successors
+    // below without being recomputed (a change can reach thousands of them).
+    const patchedIds: IdentityRecord[] = [];
     for (const id of this.patchIds) {
       if (this.dirtyIds.has(id)) continue;
       const cache = this.policyCache.get(id);
-      if (cache && patch) {
-        for (const [k, old] of cache.byPorts) {
-          const shared = `${cache.partsKey}|${k}`;
-          let next = this.flushShared.get(shared);
-          if (!next) {
-            const patched = this.patch(id, old, peers);
-            next = patched.next;
-            this.flushShared.set(shared, next);
-            sharedChanges.set(shared, patched.change);
-          }
-          if (next !== old) patchedFrom.set(old, { next, change: sharedChanges.get(shared)! });
-          cache.byPorts.set(k, next);
+      const ident = this.universe.get(id);
+      if (!cache || !patch || !ident) {
+        this.policyCache.delete(id);
+        markEndpoints(id);
+        continue;
+      }
+      for (const [k, old] of cache.byPorts) {
+        const shared = `${cache.partsKey}|${k}`;
+        let next = this.flushShared.get(shared);
+        if (!next) {
+          const patched = this.patch(id, old, peers);
+          next = patched.next;
+          this.flushShared.set(shared, next);
+          sharedChanges.set(shared, patched.change);
         }
-      } else this.policyCache.delete(id);
-      markEndpoints(id);
+        if (next !== old) patchedFrom.set(old, { next, change: sharedChanges.get(shared)! });
+        cache.byPorts.set(k, next);
+      }
+      patchedIds.push(ident);
     }
     this.dirtyIds.clear();
     this.patchIds.clear();
@@ -825,6 +839,21 @@ export class PolicyEngine {
     this.flushShared.clear();
     const endpoints = new Map<string, EndpointPolicy>();
     const changedPeers = new Map<string, PeerPolicyChange>();
+    const take = (key: string, next: Computed, change: PeerPolicyChange | null | undefined) => {
+      this.endpointResults.set(key, next);
+      endpoints.set(key, next.policy);
+      if (change) changedPeers.set(key, change);
+      this.removedEndpoints.delete(key);
+    };
+    for (const ident of patchedIds) {
+      for (const [key, rec] of ident.pods) {
+        if (!rec.endpoint || this.dirtyEndpoints.has(key)) continue;
+        const prev = this.endpointResults.get(key);
+        const patched = prev !== undefined ? patchedFrom.get(prev) : undefined;
+        if (patched === undefined) this.dirtyEndpoints.set(key, rec); // not from the cache: recompute
+        else if (patched.change !== null) take(key, patched.next, patched.change);
+      }
+    }
     for (const [key, rec] of this.dirtyEndpoints) {
       if (!rec.endpoint || rec.identity === 0) continue;
       const next = this.computeFor(rec);
@@ -832,11 +861,12 @@ export class PolicyEngine {
       const patched = prev !== undefined ? patchedFrom.get(prev) : undefined;
       const fromPrev = patched !== undefined && patched.next === next ? patched : undefined;
       if (fromPrev?.change === null) continue; // patched, and nothing changed
-      if (prev && !fromPrev && this.unchanged(prev, next)) continue;
-      this.endpointResults.set(key, next);
-      endpoints.set(key, next.policy);
-      if (fromPrev?.change) changedPeers.set(key, fromPrev.change);
-      this.removedEndpoints.delete(key);
+      if (prev && !fromPrev && this.unchanged(prev, next)) {
+        // The same entries: hold the cached object, so the next patch finds this endpoint's result.
+        this.endpointResults.set(key, next);
+        continue;
+      }
+      take(key, next, fromPrev?.change);
     }
     this.dirtyEndpoints.clear();
     this.flushShared.clear();
@@ -939,7 +969,10 @@ export class PolicyEngine {
     return id;
   }
 
-  /** Redoes only the entries whose peer is in `peers`; the rest of `old` is kept. */
+  /**
+   * Redoes only the entries whose peer is in `peers`; the rest of `old` is kept. The result's
+   * entries stay a patch of `old`'s (PatchedEntries) until read: patching an unread patch extends it.
+   */
   private patch(
     id: number,
     old: Computed,
@@ -947,38 +980,34 @@ export class PolicyEngine {
   ): { next: Computed; change: PeerPolicyChange | null } {
     const fresh = this.build(id, old.ownPorts, peers);
     const added = fresh.policy.entries;
-    const entries = old.policy.entries;
-    // Few entries are added to many: binary-search where each goes among the old ones (same order;
-    // ties are with entries of the changed peers, which are dropped), then one pass builds the result.
-    const at: number[] = [];
-    let from = 0;
-    for (const entry of added) {
-      let lo = from;
-      let hi = entries.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (compareEntries(entries[mid]!, entry) <= 0) lo = mid + 1;
-        else hi = mid;
-      }
-      at.push(lo);
-      from = lo;
-    }
-    // Most changes are about one peer: a comparison is cheaper than a set lookup per entry.
+    const pending = old.overlay?.pending();
+    const base = pending ? pending.base : old.policy.entries;
+    // What the changed peers had before, to tell whether anything changed. Most changes are about
+    // one peer: a comparison is cheaper than a set lookup per entry.
     const only = peers.size === 1 ? peers.values().next().value! : undefined;
-    const merged: PolicyEntry[] = [];
     const dropped: PolicyEntry[] = [];
-    let j = 0;
-    for (let i = 0; i < entries.length; i++) {
-      while (j < added.length && at[j] === i) merged.push(added[j++]!);
-      const e = entries[i]!;
-      if (only !== undefined ? e.identity === only : peers.has(e.identity)) dropped.push(e);
-      else merged.push(e);
+    for (const e of base) {
+      if (only !== undefined ? e.identity !== only : !peers.has(e.identity)) continue;
+      if (!pending?.peers.has(e.identity)) dropped.push(e);
     }
-    while (j < added.length) merged.push(added[j++]!);
-    if (samePolicy({ ...old.policy, entries: dropped }, { ...old.policy, entries: added }))
-      return { next: old, change: null };
+    if (pending) {
+      for (const e of pending.added) if (peers.has(e.identity)) dropped.push(e);
+      dropped.sort(compareEntries);
+    }
+    if (sameEntries(dropped, added)) return { next: old, change: null };
+    let overlay: PatchedEntries;
+    if (pending && pending.peers.size + peers.size <= OVERLAY_PEER_LIMIT) {
+      const allPeers = new Set(pending.peers);
+      for (const p of peers) allPeers.add(p);
+      const kept = pending.added.filter((e) => !peers.has(e.identity));
+      overlay = new PatchedEntries(pending.base, allPeers, mergeEntries(kept, added));
+    } else overlay = new PatchedEntries(old.policy.entries, peers, added);
+    const { ingressEnforced, egressEnforced } = fresh.policy;
+    const policy = { ingressEnforced, egressEnforced } as EndpointPolicy;
+    // An own, enumerable getter: spreading or serializing the policy reads (and merges) the entries.
+    Object.defineProperty(policy, 'entries', { enumerable: true, get: () => overlay.entries() });
     // Same parts, same L7 rules: a restricted build skips rules, so its own l7 may be short.
-    const next = { ...fresh, l7: old.l7, policy: { ...fresh.policy, entries: merged } };
+    const next: Computed = { policy, ownPorts: fresh.ownPorts, l7: old.l7, overlay };
     return { next, change: { peers, entries: added } };
   }
 
@@ -1078,6 +1107,64 @@ export class PolicyEngine {
 
 const ANY_PEER: ReadonlySet<number> = new Set([0]);
 const PATCH_LIMIT = 256;
+/** An unread patch is extended up to this many peers, then merged and patched afresh. */
+const OVERLAY_PEER_LIMIT = 64;
+
+/**
+ * A patched result's entries: `base` without the entries of `peers`, plus `added` (the peers' new
+ * entries), merged on first read. A change that reaches thousands of endpoints is written from the
+ * changed peers' entries alone, so most patched results are patched again before anything reads
+ * them; copying hundreds of entries per result per change was most of a label change's cost.
+ */
+class PatchedEntries {
+  private merged?: PolicyEntry[];
+
+  constructor(
+    private base: readonly PolicyEntry[],
+    private peers: ReadonlySet<number>,
+    private added: readonly PolicyEntry[],
+  ) {}
+
+  /** The patch itself while unread (a later patch may extend it); undefined once merged. */
+  pending(): { base: readonly PolicyEntry[]; peers: ReadonlySet<number>; added: readonly PolicyEntry[] } | undefined {
+    return this.merged ? undefined : { base: this.base, peers: this.peers, added: this.added };
+  }
+
+  entries(): PolicyEntry[] {
+    if (!this.merged) {
+      const peers = this.peers;
+      this.merged = mergeEntries(
+        this.base.filter((e) => !peers.has(e.identity)),
+        this.added,
+      );
+      this.base = [];
+      this.added = [];
+      this.peers = new Set();
+    }
+    return this.merged;
+  }
+}
+
+/** Two lists in `build` order as one; few are added to many: each finds its place by binary search. */
+function mergeEntries(into: readonly PolicyEntry[], added: readonly PolicyEntry[]): PolicyEntry[] {
+  if (added.length === 0) return [...into];
+  const out: PolicyEntry[] = [];
+  let from = 0;
+  for (const entry of added) {
+    let lo = from;
+    let hi = into.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareEntries(into[mid]!, entry) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = from; i < lo; i++) out.push(into[i]!);
+    out.push(entry);
+    from = lo;
+  }
+  for (let i = from; i < into.length; i++) out.push(into[i]!);
+  return out;
+}
 
 /** The order `build` emits: packed group (direction, verdict, protocol, ports), then identity. */
 function compareEntries(a: PolicyEntry, b: PolicyEntry): number {
@@ -1114,15 +1201,18 @@ function unpackGroup(g: number): Omit<PolicyEntry, 'identity'> {
 
 function samePolicy(a: EndpointPolicy, b: EndpointPolicy): boolean {
   if (a === b) return true;
-  if (
-    a.ingressEnforced !== b.ingressEnforced ||
-    a.egressEnforced !== b.egressEnforced ||
-    a.entries.length !== b.entries.length
-  )
-    return false;
-  for (let i = 0; i < a.entries.length; i++) {
-    const x = a.entries[i]!;
-    const y = b.entries[i]!;
+  return (
+    a.ingressEnforced === b.ingressEnforced &&
+    a.egressEnforced === b.egressEnforced &&
+    sameEntries(a.entries, b.entries)
+  );
+}
+
+function sameEntries(a: readonly PolicyEntry[], b: readonly PolicyEntry[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
     if (
       x.identity !== y.identity ||
       x.protocol !== y.protocol ||

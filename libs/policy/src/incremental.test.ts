@@ -106,7 +106,10 @@ function normalised(engine: PolicyEngine): Record<string, string> {
 }
 
 describe('incremental engine equals a full recomputation', () => {
-  it.each([1, 2, 3, 4, 5, 6])('random mutation sequence (seed %i)', (seed) => {
+  // Seeds 7-10 read the policies only every 4th step: unread patched entries are patched again
+  // (PatchedEntries extended, not merged) before they are compared.
+  it.each([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])('random mutation sequence (seed %i)', (seed) => {
+    const readEvery = seed > 6 ? 4 : 1;
     const r = rng(seed);
     const fx = buildNetpolFixture();
     const namespaces = new Map<string, Namespace>(fx.namespaces.map((n) => [n.name, n]));
@@ -155,7 +158,8 @@ describe('incremental engine equals a full recomputation', () => {
         namespaces.set(name, ns);
         delta = engine.upsertNamespace(ns);
       }
-      hinted += checkChangedPeers(before, delta!, `seed ${seed} step ${step}`);
+      if (step % readEvery !== readEvery - 1) continue;
+      if (readEvery === 1) hinted += checkChangedPeers(before, delta!, `seed ${seed} step ${step}`);
       const fresh = new PolicyEngine();
       fresh.transaction((w) => {
         namespaces.forEach((n) => w.upsertNamespace(n));
