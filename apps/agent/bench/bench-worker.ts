@@ -186,19 +186,24 @@ async function restart(): Promise<Record<string, unknown>> {
   const original = readFileSync(nsFile, 'utf8');
   for (let r = 0; r < 5; r++) {
     const rev = agent.status().revision!;
-    const text = original.replace(
+    const edited = original.replace(
       'name: pod-0, namespace: ns-0, labels: {app: app-0',
       `name: pod-0, namespace: ns-0, labels: {app: app-${1 + (r % 2)}`,
     );
-    writeFileSync(`${nsFile}.tmp`, text);
+    if (edited === original) throw new Error(`${nsFile} does not hold pod-0 with app-0`);
+    writeFileSync(`${nsFile}.tmp`, edited);
     const t1 = process.hrtime.bigint();
     renameSync(`${nsFile}.tmp`, nsFile);
-    while (agent.status().revision === rev) await new Promise((res) => setImmediate(res));
+    while (agent.status().revision === rev) {
+      if (ms(t1) > 10_000) throw new Error(`the agent did not apply an edit of ${nsFile} within 10 s`);
+      await new Promise((res) => setImmediate(res));
+    }
     fileTimes.push(ms(t1));
     await new Promise((res) => setTimeout(res, 50));
   }
   const rssAfter = rssMiB();
   await agent.stop();
+  writeFileSync(nsFile, original); // the next restart phase edits the same file
 
   return {
     restore,
