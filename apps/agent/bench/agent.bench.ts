@@ -13,7 +13,10 @@
  *      as the reference.
  * Each phase is its own `node --expose-gc` process (bundled with esbuild), so RSS is the agent's,
  * with MALLOC_ARENA_MAX=2 as weft-agent sets it (src/bounded-arenas.ts); the restart is run once
- * more with glibc's default arenas for the RSS reference row.
+ * more with glibc's default arenas for the RSS reference row, and once with identities released
+ * at once (--identity-release-delay 0) for the label-change reference row. The label changes move
+ * pods between app labels; the slow ones give an identity its first pod with another `http` port,
+ * which re-resolves the named-port egress rules of one policy in every namespace (~2,000 endpoints).
  * The datapath is bench/recording-datapath.ts: policies are compiled to trie entries exactly as
  * the kernel would get them, but counted, not written (2.5 M entries exceed the weft_policy map;
  * see that file). NAMESPACES, PODS_PER_NAMESPACE, POLICIES_PER_NAMESPACE, LABEL_RUNS scale it.
@@ -128,6 +131,7 @@ try {
   const pop = run('populate');
   const r = { ...run('restart'), ...run('engine') };
   const unbounded = run('restart', glibcDefault);
+  const releasing = run('restart', { ...env, BENCH_IDENTITY_RELEASE_DELAY_MS: '0' });
   const n = shape.namespaces * shape.podsPerNamespace;
   const p = shape.namespaces * shape.policiesPerNamespace;
   const f = (x: number, d = 0) => x.toFixed(d);
@@ -152,6 +156,11 @@ try {
       `one pod label change to new map entries (${r.label.runs} runs: p50 / p90 / p99 / max)`,
       `${[r.label.p50, r.label.p90, r.label.p99, r.label.max].map((x: number) => f(x, 2)).join(' / ')} ms (up to ${r.label.maxUpdates} endpoints, ${r.label.maxEntries} entries)`,
       '<= 10 ms',
+    ],
+    [
+      '  the same with --identity-release-delay 0 (identities released at once)',
+      `${[releasing.label.p50, releasing.label.p90, releasing.label.p99, releasing.label.max].map((x: number) => f(x, 2)).join(' / ')} ms (up to ${releasing.label.maxUpdates} endpoints, ${releasing.label.maxEntries} entries)`,
+      '-',
     ],
     [
       '  of which: policy engine (p50 / p90 / p99 / max)',

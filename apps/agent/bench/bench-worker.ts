@@ -72,6 +72,10 @@ function makeAgent(dp: RecordingDatapath): Agent {
     }),
     logger: silentLogger(),
     gcIntervalMs: 0,
+    // The agent's default (60 s) unless the phase asks otherwise (the reference row: 0).
+    ...(process.env.BENCH_IDENTITY_RELEASE_DELAY_MS !== undefined && {
+      identityReleaseDelayMs: Number(process.env.BENCH_IDENTITY_RELEASE_DELAY_MS),
+    }),
     gcOnStart: false, // the registrations' netns paths are made up
     isNetns: () => true,
     events: false,

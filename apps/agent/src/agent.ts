@@ -81,6 +81,8 @@ export interface AgentOptions {
   metricsAddress?: { host: string; port: number };
   /** 0: only at start. */
   gcIntervalMs?: number;
+  /** How long an identity no pod holds stays allocated (default 60 s; 0: released at once). */
+  identityReleaseDelayMs?: number;
   /** Run the endpoint GC during restore (default true). */
   gcOnStart?: boolean;
   /** How long a registration waits for the agent to become ready before 503 (default 2 s). */
@@ -93,7 +95,7 @@ export interface AgentOptions {
   defaultMetrics?: boolean;
 }
 
-type Trigger = 'restore' | 'source' | 'registration' | 'removal';
+type Trigger = 'restore' | 'source' | 'registration' | 'removal' | 'identity-release';
 
 interface AttachState {
   state: 'ready' | 'error';
@@ -126,6 +128,7 @@ export class Agent implements AgentApiHandlers {
   private revision = 0;
   private replayed = 0;
   private gcTimer?: NodeJS.Timeout;
+  private identityReleaseTimer?: { at: number; timer: NodeJS.Timeout };
   private stopped = false;
   /** Live identities (reserved ones included); undefined: recount when asked. */
   private identityCount?: number;
@@ -183,7 +186,11 @@ export class Agent implements AgentApiHandlers {
     } catch (err) {
       this.log.error({ err, file: this.identitiesFile }, 'identity snapshot unreadable; allocating anew');
     }
-    this.engine = new PolicyEngine({ nodeName: this.options.nodeName, identities });
+    this.engine = new PolicyEngine({
+      nodeName: this.options.nodeName,
+      identities,
+      identityReleaseDelayMs: this.options.identityReleaseDelayMs ?? 60_000,
+    });
     this.log.info(
       { endpoints: restored.length, identities: identities.length, node: this.options.nodeName },
       'state loaded',
@@ -231,6 +238,7 @@ export class Agent implements AgentApiHandlers {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.gcTimer);
+    clearTimeout(this.identityReleaseTimer?.timer);
     if (this.persistTimer) {
       clearTimeout(this.persistTimer);
       this.persistTimer = undefined;
@@ -478,7 +486,23 @@ export class Agent implements AgentApiHandlers {
     if (delta.identities.added.length > 0 || delta.identities.removed.length > 0)
       this.identityCount = undefined;
     this.revision++;
+    this.scheduleIdentityRelease();
     return delta;
+  }
+
+  /** A timer for the earliest lingering identity (see --identity-release-delay). */
+  private scheduleIdentityRelease(): void {
+    const due = this.engine.nextIdentityRelease();
+    const pending = this.identityReleaseTimer;
+    if (due === undefined || this.stopped || (pending && pending.at <= due)) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.identityReleaseTimer = undefined;
+      if (this.stopped) return;
+      this.mutate('identity-release', (w) => w.releaseExpiredIdentities());
+    }, Math.max(0, due - Date.now()));
+    timer.unref();
+    this.identityReleaseTimer = { at: due, timer };
   }
 
   private writeDelta(delta: PolicyDelta, attachNow: RegisteredEndpoint[]): void {

@@ -5,7 +5,7 @@
  * source that has not synced.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,7 +80,7 @@ describe('agent API', () => {
       work,
       pinRoot,
       manifests: join(work, 'manifests'),
-      extraArgs: ['--metrics-address', '127.0.0.1:0'],
+      extraArgs: ['--metrics-address', '127.0.0.1:0', '--identity-release-delay', '0.5'],
     }));
     api = new AgentClient({ socketPath });
   }, 60_000);
@@ -198,6 +198,34 @@ describe('agent API', () => {
     expect([status, c]).toEqual([500, 'DATAPATH_ATTACH_FAILED']);
     expect((await api.listEndpoints()).find((x) => x.containerId === 'broken1')!.state).toBe('error');
     await api.removeEndpoint(broken);
+  });
+
+  it('a relabelled pod leaves its old identity allocated for --identity-release-delay, then it goes', async (ctx) => {
+    privileged(ctx);
+    const manifest = join(work, 'manifests', 'm.yaml');
+    const original = readFileSync(manifest, 'utf8');
+    const { identity: web } = await api.registerEndpoint(reg);
+    const until = async (what: string, ok: () => Promise<boolean>) => {
+      for (let i = 0; i < 100 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await ok(), what).toBe(true);
+    };
+    try {
+      writeFileSync(manifest, original.replace('app: web', 'app: api'));
+      await until('the endpoint takes the new identity', async () => {
+        const [ep] = await api.listEndpoints();
+        return ep!.identity !== web && ep!.labels.includes('k8s:app=api');
+      });
+      // The old identity lingers with no endpoint (no pod carries it), then is released.
+      const lingering = (await api.listIdentities()).find((i) => i.identity === web);
+      expect(lingering).toMatchObject({ endpoints: 0 });
+      expect(lingering!.labels).toContain('k8s:app=web');
+      await until('the old identity is released', async () =>
+        (await api.listIdentities()).every((i) => i.identity !== web),
+      );
+    } finally {
+      writeFileSync(manifest, original);
+      await api.removeEndpoint(reg);
+    }
   });
 
   it('trace explains the verdict, metrics are served on the socket', async (ctx) => {

@@ -2,12 +2,12 @@
  * weft-agent runs with at most two glibc malloc arenas.
  *
  * glibc gives a thread that meets contention in malloc an arena of its own, up to 8 per core, and
- * rarely gives their free pages back. V8's GC helper threads allocate their work lists with malloc,
- * so after a burst of policy changes the agent kept ~50 MiB more RSS than the same heap needed
- * (agent bench: 182 MiB ready, 238 MiB after 300 label changes; 180 / 186 MiB with two arenas, no
- * slower). glibc reads MALLOC_ARENA_MAX only when a process starts, so the agent re-executes itself
- * once, same pid, with it set. A MALLOC_ARENA_MAX already in the environment is left alone
- * (MALLOC_ARENA_MAX=0 keeps glibc's default).
+ * rarely gives their free pages back; V8's GC and compiler threads allocate with malloc. In the
+ * agent bench, RSS after 300 label changes was 238-243 MiB with glibc's default and 179-186 MiB
+ * with MALLOC_ARENA_MAX=1 or 2 (or with --single-threaded-gc), at the same heap size; later runs
+ * differ less (211-232 either way): the bench prints both. glibc reads MALLOC_ARENA_MAX only when
+ * a process starts, so the agent re-executes itself once, same pid, with it set. A value already
+ * in the environment is left alone (MALLOC_ARENA_MAX=0 keeps glibc's default).
  */
 export const ARENA_ENV = 'MALLOC_ARENA_MAX';
 export const AGENT_ARENAS = '2';

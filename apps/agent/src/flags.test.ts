@@ -14,6 +14,7 @@ describe('weft-agent flags', () => {
       pinRoot: '/sys/fs/bpf/weft',
       logLevel: 'info',
       gcIntervalMs: 60_000,
+      identityReleaseDelayMs: 60_000,
       cniServer: true,
     });
     expect(c.metricsAddress).toBeUndefined();
@@ -49,12 +50,13 @@ describe('weft-agent flags', () => {
 
   it('parses the metrics address, node name from $NODE_NAME, gc interval, log level', () => {
     const c = parseAgentFlags(
-      ['--metrics-address', '127.0.0.1:9962', '--gc-interval', '5s', '--log-level', 'debug'],
+      ['--metrics-address', '127.0.0.1:9962', '--gc-interval', '5s', '--log-level', 'debug', '--identity-release-delay', '0'],
       { NODE_NAME: 'worker-7' },
     )!;
     expect(c.metricsAddress).toEqual({ host: '127.0.0.1', port: 9962 });
     expect(c.nodeName).toBe('worker-7');
     expect(c.gcIntervalMs).toBe(5000);
+    expect(c.identityReleaseDelayMs).toBe(0);
     expect(c.logLevel).toBe('debug');
     expect(
       parseAgentFlags(['--metrics-address', '[::1]:9962', '--node-name', 'n'], {})!.metricsAddress,
@@ -93,6 +95,8 @@ describe('weft-agent flags', () => {
     [['--metrics-address', '1.2.3.4:70000'], /--metrics-address/],
     [['--metrics-address', '1.2.3.4:-1'], /--metrics-address/],
     [['--gc-interval', '-1'], /--gc-interval/],
+    [['--identity-release-delay', 'soon'], /--identity-release-delay: seconds/],
+    [['--identity-release-delay', ''], /--identity-release-delay: seconds/],
     [['--node-name', 'Bad_Name'], /--node-name/],
     [['--socket', 'a\0b'], /NUL/],
   ])('refuses %j clearly', (argv, message) => {

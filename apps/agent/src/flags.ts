@@ -36,6 +36,8 @@ export interface AgentConfig {
   logLevel: LogLevel;
   /** Endpoint GC period (netns gone); 0 disables the periodic run (the start-up one stays). */
   gcIntervalMs: number;
+  /** How long an identity no pod holds stays allocated (0: released at once). */
+  identityReleaseDelayMs: number;
 }
 
 export const AGENT_USAGE = `usage: weft-agent [options]
@@ -67,12 +69,25 @@ Options:
   --metrics-address H:P    also serve Prometheus /metrics on TCP, e.g. 127.0.0.1:9962
                            (always served at /metrics on the socket)
   --gc-interval SECONDS    how often endpoints whose netns is gone are removed (default 60; 0: only at start)
+  --identity-release-delay SECONDS
+                           how long an identity no pod holds any more stays allocated (default 60;
+                           0: at once). A pod relabelled back or replaced by a rolling update finds
+                           it still there, and no other endpoint's policy is rewritten twice
   --log-level LEVEL        ${LOG_LEVELS.join(', ')} (default info); logs are JSON lines on stderr
   -h, --help               this text
 
 On SIGTERM/SIGINT the agent closes its socket and exits; pinned maps and attached programs stay,
 so policy keeps being enforced until it starts again.
 `;
+
+/** A duration flag in seconds (a trailing `s` allowed), 0..86400, as milliseconds. */
+function seconds(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback * 1000;
+  const s = Number(value.replace(/s$/, ''));
+  if (value.trim() === '' || !Number.isFinite(s) || s < 0 || s > 86_400)
+    throw new AgentConfigError(`${flag}: seconds 0..86400, got ${JSON.stringify(value)}`);
+  return Math.round(s * 1000);
+}
 
 function absolute(flag: string, value: string): string {
   if (value.includes('\0')) throw new AgentConfigError(`${flag}: contains a NUL byte`);
@@ -115,6 +130,7 @@ export function parseAgentFlags(
         'no-cni-server': { type: 'boolean' },
         'metrics-address': { type: 'string' },
         'gc-interval': { type: 'string' },
+        'identity-release-delay': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -143,13 +159,8 @@ export function parseAgentFlags(
       `--log-level: one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`,
     );
 
-  let gcIntervalMs = 60_000;
-  if (v['gc-interval'] !== undefined) {
-    const s = Number(v['gc-interval'].replace(/s$/, ''));
-    if (!Number.isFinite(s) || s < 0 || s > 86_400)
-      throw new AgentConfigError(`--gc-interval: seconds 0..86400, got ${JSON.stringify(v['gc-interval'])}`);
-    gcIntervalMs = Math.round(s * 1000);
-  }
+  const gcIntervalMs = seconds('--gc-interval', v['gc-interval'], 60);
+  const identityReleaseDelayMs = seconds('--identity-release-delay', v['identity-release-delay'], 60);
 
   const nodeName = v['node-name'] ?? env.NODE_NAME ?? hostname();
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(nodeName))
@@ -172,6 +183,7 @@ export function parseAgentFlags(
     ...(v['metrics-address'] !== undefined && { metricsAddress: parseAddress(v['metrics-address']) }),
     logLevel,
     gcIntervalMs,
+    identityReleaseDelayMs,
     cniServer: v['no-cni-server'] !== true,
   };
 }

@@ -47,6 +47,7 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
     logger,
     ...(config.metricsAddress && { metricsAddress: config.metricsAddress }),
     gcIntervalMs: config.gcIntervalMs,
+    identityReleaseDelayMs: config.identityReleaseDelayMs,
   });
 }
 

@@ -131,9 +131,7 @@ const peerCompilations = new WeakMap<PeerPolicyChange, CompiledByIdentity>();
 export function compilePeerEntries(policy: EndpointPolicy, change: PeerPolicyChange): CompiledByIdentity {
   let out = peerCompilations.get(change);
   if (!out) {
-    // Not `{ ...policy }`: that reads policy.entries, which the engine may merge only when read.
-    const { ingressEnforced, egressEnforced } = policy;
-    out = groupByIdentity(compilePolicy({ ingressEnforced, egressEnforced, entries: [...change.entries] }));
+    out = groupByIdentity(compilePolicy({ ...policy, entries: [...change.entries] }));
     peerCompilations.set(change, out);
   }
   return out;

@@ -307,3 +307,69 @@ describe('PolicyEngine incremental updates', () => {
     ]);
   });
 });
+
+describe('identity release delay', () => {
+  function lingeringSetup() {
+    let clock = 1_000;
+    const fx = buildNetpolFixture();
+    const engine = new PolicyEngine({ identityReleaseDelayMs: 60_000, now: () => clock });
+    engine.transaction((w) => {
+      fx.namespaces.forEach((n) => w.upsertNamespace(n));
+      fx.pods.forEach((p) => w.upsertPod(p));
+      w.upsertPolicy(allowFromB);
+    });
+    const pod = (key: string): Pod => fx.pods.find((p) => `${p.namespace}/${p.name}` === key)!;
+    return { engine, pod, advance: (ms: number) => (clock += ms) };
+  }
+
+  it('keeps a relabelled pod identity until the delay passes; then its entries go everywhere', () => {
+    const { engine, pod, advance } = lingeringSetup();
+    const b = engine.identityOf('x/b')!;
+    expect(engine.endpointPolicy('x/a')!.entries.map((e) => e.identity)).toEqual([b]);
+
+    // x/b is relabelled out of the policy's peers: x/a's entry for the old identity stays (no pod
+    // carries it, so nothing matches it).
+    const moved = engine.upsertPod({ ...pod('x/b'), labels: { pod: 'b2' } });
+    expect(moved.endpoints.has('x/a')).toBe(false);
+    expect(moved.identities.removed).toEqual([]);
+    expect(engine.identityLabels(b)).toBeDefined();
+    expect(engine.ipcache().filter((e) => e.identity === b)).toEqual([]);
+    expect(engine.nextIdentityRelease()).toBe(61_000);
+
+    expect(engine.releaseExpiredIdentities().identities.removed).toEqual([]); // not yet due
+    advance(60_000);
+    const released = engine.releaseExpiredIdentities();
+    expect(released.identities.removed).toEqual([b]);
+    expect(engine.identityLabels(b)).toBeUndefined();
+    expect(released.endpoints.get('x/a')!.entries).toEqual([]);
+    expect(engine.nextIdentityRelease()).toBeUndefined();
+  });
+
+  it('a pod taking a lingering identity back keeps its number and changes no other endpoint', () => {
+    const { engine, pod, advance } = lingeringSetup();
+    const b = engine.identityOf('x/b')!;
+    engine.upsertPod({ ...pod('x/b'), labels: { pod: 'b2' } });
+    const back = engine.upsertPod(pod('x/b'));
+    expect(engine.identityOf('x/b')).toBe(b);
+    expect(back.endpoints.has('x/a')).toBe(false);
+    expect(back.ipcache.upserted).toEqual([{ cidr: `${pod('x/b').ips[0]}/32`, identity: b }]);
+    // The pod=b2 identity lingers now; b is held by its pod and outlives the delay.
+    advance(60_000);
+    engine.releaseExpiredIdentities();
+    expect(engine.identityLabels(b)).toBeDefined();
+    expect(engine.identityOf('x/b')).toBe(b);
+  });
+
+  it('a deleted pod leaves its identity lingering too; without a delay it goes at once', () => {
+    const { engine, advance } = lingeringSetup();
+    const c = engine.identityOf('x/c')!;
+    engine.deletePod('x', 'c');
+    expect(engine.identityLabels(c)).toBeDefined();
+    advance(60_000);
+    expect(engine.releaseExpiredIdentities().identities.removed).toEqual([c]);
+
+    const { engine: immediate } = setup();
+    const c2 = immediate.identityOf('x/c')!;
+    expect(immediate.deletePod('x', 'c').identities.removed).toEqual([c2]);
+  });
+});

@@ -48,6 +48,16 @@ export interface PolicyEngineOptions {
   nodeName?: string;
   /** Identities persisted by a previous run (`identitySnapshot()`), so numbers stay stable. */
   identities?: Iterable<PersistedIdentity>;
+  /**
+   * How long a pod identity no pod holds any more stays allocated (default 0: released at once).
+   * Releasing an identity, and allocating it again, rewrites the entries of every endpoint whose
+   * policy names it; a pod relabelled back, or a rolling update's new pods, find it still there.
+   * An identity without pods has no ipcache entry, so no packet carries it meanwhile. Lingering
+   * identities go with `releaseExpiredIdentities`.
+   */
+  identityReleaseDelayMs?: number;
+  /** The clock of that delay (ms; default Date.now). */
+  now?: () => number;
 }
 
 /** Mutations without recomputation, for `transaction`. */
@@ -58,6 +68,8 @@ export interface PolicyWriter {
   deletePod(namespace: string, name: string): void;
   upsertPolicy(policy: AnyPolicy): void;
   deletePolicy(key: string): void;
+  /** Releases the lingering identities whose delay has passed by `now` (default: the clock's now). */
+  releaseExpiredIdentities(now?: number): void;
 }
 
 export interface PolicyStatus {
@@ -124,8 +136,6 @@ interface PatchedResult {
 
 interface Computed {
   policy: EndpointPolicy;
-  /** Set on a patched result: its entries, kept as the patch until first read. */
-  overlay?: PatchedEntries;
   /** The container ports named ingress ports were resolved against. */
   ownPorts: Pod['ports'];
   l7: boolean;
@@ -149,6 +159,10 @@ function portsKeyOf(pod: Pod): string {
 export class PolicyEngine {
   private readonly nodeName: string | undefined;
   private readonly allocator: IdentityAllocator;
+  private readonly identityReleaseDelayMs: number;
+  private readonly now: () => number;
+  /** Pod identities no pod holds, kept by one reference of their own until the time given. */
+  private readonly lingering = new Map<number, number>();
 
   // desired state
   private readonly namespaces = new Map<string, Namespace>();
@@ -199,6 +213,8 @@ export class PolicyEngine {
   constructor(options: PolicyEngineOptions = {}) {
     this.nodeName = options.nodeName;
     this.allocator = new IdentityAllocator(options.identities);
+    this.identityReleaseDelayMs = options.identityReleaseDelayMs ?? 0;
+    this.now = options.now ?? Date.now;
     for (const [id, label] of RESERVED_LABELS) this.addToUniverse(id, new Map([[label, '']]));
     this.universeBefore.clear();
   }
@@ -228,6 +244,18 @@ export class PolicyEngine {
   /** `key` as `policyKey()` makes it: `NetworkPolicy/ns/name`, `CiliumClusterwideNetworkPolicy/name`, ... */
   deletePolicy(key: string): PolicyDelta {
     return this.run((w) => w.deletePolicy(key));
+  }
+
+  /** Lingering identities (identityReleaseDelayMs) whose delay has passed go; see PolicyWriter. */
+  releaseExpiredIdentities(now?: number): PolicyDelta {
+    return this.run((w) => w.releaseExpiredIdentities(now));
+  }
+
+  /** When the next lingering identity is due for release (the clock's ms), if any lingers. */
+  nextIdentityRelease(): number | undefined {
+    let next: number | undefined;
+    for (const due of this.lingering.values()) if (next === undefined || due < next) next = due;
+    return next;
   }
 
   /** Several mutations, one recomputation; returns the combined delta. */
@@ -268,6 +296,13 @@ export class PolicyEngine {
     },
     deletePolicy: (key) => {
       if (this.policies.has(key) || this.pendingPolicies.has(key)) this.pendingPolicies.set(key, null);
+    },
+    releaseExpiredIdentities: (now = this.now()) => {
+      for (const [id, due] of this.lingering) {
+        if (due > now) continue;
+        this.lingering.delete(id);
+        this.releaseIdentity(id);
+      }
     },
   };
 
@@ -563,6 +598,20 @@ export class PolicyEngine {
     return id;
   }
 
+  /** A pod's identity: one that lingers becomes the pod's (its own reference goes). */
+  private acquirePodIdentity(labels: LabelMap): number {
+    const id = this.acquireIdentity(labels);
+    if (this.lingering.delete(id)) this.allocator.release(id);
+    return id;
+  }
+
+  /** The last pod leaving an identity leaves it lingering, when there is a release delay. */
+  private releasePodIdentity(id: number): void {
+    if (this.identityReleaseDelayMs > 0 && this.allocator.references(id) === 1)
+      this.lingering.set(id, this.now() + this.identityReleaseDelayMs);
+    else this.releaseIdentity(id);
+  }
+
   private releaseIdentity(id: number): void {
     this.allocator.release(id);
     if (this.allocator.references(id) === 0) this.removeFromUniverse(id);
@@ -579,6 +628,7 @@ export class PolicyEngine {
     if (!rec) return;
     if (!this.universeBefore.has(id)) this.universeBefore.set(id, rec.labels);
     this.universe.delete(id);
+    this.forgetNamedPorts(rec);
     this.index.remove(id, rec.labels);
     this.policyCache.delete(id);
   }
@@ -616,7 +666,7 @@ export class PolicyEngine {
       this.releasePodResources(prev);
       if (prev.identity !== 0) {
         this.detachPodFromIdentity(prev);
-        this.releaseIdentity(prev.identity);
+        this.releasePodIdentity(prev.identity);
       }
       this.pods.delete(key);
       this.podsByNamespace.get(prev.pod.namespace)?.delete(key);
@@ -642,7 +692,7 @@ export class PolicyEngine {
         // Host-network pods are the node itself: no identity of their own.
         if (rec.identity !== 0) {
           this.detachPodFromIdentity(rec);
-          this.releaseIdentity(rec.identity);
+          this.releasePodIdentity(rec.identity);
           rec.identity = 0;
         }
         if (this.endpointResults.delete(key)) this.removedEndpoints.add(key);
@@ -651,13 +701,13 @@ export class PolicyEngine {
       const cidrs = new Set<string>();
       for (const a of rec.addrs) for (const l of this.prefixLabels(hostCidr(a), true)) cidrs.add(l);
       const labels = podIdentityLabels(rec.pod, this.namespaces.get(rec.pod.namespace), cidrs);
-      const id = this.acquireIdentity(labels);
+      const id = this.acquirePodIdentity(labels);
       const old = rec.identity;
       // The named-port bookkeeping holds the pod's previous ports: drop them before re-adding.
       if (old !== 0) this.detachPodFromIdentity(rec);
       rec.identity = id;
       this.attachPodToIdentity(rec);
-      if (old !== 0) this.releaseIdentity(old);
+      if (old !== 0) this.releasePodIdentity(old);
       if (old !== id || !this.endpointResults.has(key)) this.identityChanged.add(key);
       if (!rec.endpoint && this.endpointResults.delete(key)) this.removedEndpoints.add(key);
       if (rec.endpoint) this.dirtyEndpoints.set(key, rec);
@@ -669,6 +719,9 @@ export class PolicyEngine {
 
   private attachPodToIdentity(rec: PodRecord): void {
     const ident = this.universe.get(rec.identity)!;
+    // A lingering identity kept its last pod's named ports: the first pod back brings its own.
+    const kept = ident.pods.size === 0 && ident.namedPorts.size > 0 ? namedPortsText(ident) : undefined;
+    if (kept !== undefined) this.forgetNamedPorts(ident);
     ident.pods.set(rec.key, rec);
     this.portsOfPod.set(rec.key, rec.pod.ports);
     for (const p of rec.pod.ports) {
@@ -683,9 +736,15 @@ export class PolicyEngine {
       }
       const n = ports.get(p.containerPort) ?? 0;
       ports.set(p.containerPort, n + 1);
-      if (n === 0) this.namedPortsChanged.add(ident.id);
+      if (n === 0 && kept === undefined) this.namedPortsChanged.add(ident.id);
     }
+    if (kept !== undefined && kept !== namedPortsText(ident)) this.namedPortsChanged.add(ident.id);
     for (const a of rec.addrs) this.touchedCidrs.add(formatCidr(hostCidr(a)));
+  }
+
+  private forgetNamedPorts(ident: IdentityRecord): void {
+    for (const key of ident.namedPorts.keys()) this.namedPortIdentities.get(key)?.delete(ident.id);
+    ident.namedPorts.clear();
   }
 
   /** Undoes attachPodToIdentity with the ports the pod had when attached. */
@@ -695,6 +754,10 @@ export class PolicyEngine {
     this.portsOfPod.delete(rec.key);
     if (!ident) return;
     ident.pods.delete(rec.key);
+    // The last pod of an identity that will linger: its named ports stay as they were (no rule
+    // resolved against them changes for an identity no packet carries).
+    if (ident.pods.size === 0 && this.identityReleaseDelayMs > 0 && this.allocator.references(ident.id) === 1)
+      return;
     for (const p of ports) {
       if (p.name === undefined) continue;
       const key = `${protocolNumber(p.protocol)}/${p.name}`;
@@ -969,10 +1032,7 @@ export class PolicyEngine {
     return id;
   }
 
-  /**
-   * Redoes only the entries whose peer is in `peers`; the rest of `old` is kept. The result's
-   * entries stay a patch of `old`'s (PatchedEntries) until read: patching an unread patch extends it.
-   */
+  /** Redoes only the entries whose peer is in `peers`; the rest of `old` is kept. */
   private patch(
     id: number,
     old: Computed,
@@ -980,34 +1040,37 @@ export class PolicyEngine {
   ): { next: Computed; change: PeerPolicyChange | null } {
     const fresh = this.build(id, old.ownPorts, peers);
     const added = fresh.policy.entries;
-    const pending = old.overlay?.pending();
-    const base = pending ? pending.base : old.policy.entries;
-    // What the changed peers had before, to tell whether anything changed. Most changes are about
-    // one peer: a comparison is cheaper than a set lookup per entry.
+    const entries = old.policy.entries;
+    // Few entries are added to many: binary-search where each goes among the old ones (same order;
+    // ties are with entries of the changed peers, which are dropped), then one pass builds the result.
+    const at: number[] = [];
+    let from = 0;
+    for (const entry of added) {
+      let lo = from;
+      let hi = entries.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareEntries(entries[mid]!, entry) <= 0) lo = mid + 1;
+        else hi = mid;
+      }
+      at.push(lo);
+      from = lo;
+    }
+    // Most changes are about one peer: a comparison is cheaper than a set lookup per entry.
     const only = peers.size === 1 ? peers.values().next().value! : undefined;
+    const merged: PolicyEntry[] = [];
     const dropped: PolicyEntry[] = [];
-    for (const e of base) {
-      if (only !== undefined ? e.identity !== only : !peers.has(e.identity)) continue;
-      if (!pending?.peers.has(e.identity)) dropped.push(e);
+    let j = 0;
+    for (let i = 0; i < entries.length; i++) {
+      while (j < added.length && at[j] === i) merged.push(added[j++]!);
+      const e = entries[i]!;
+      if (only !== undefined ? e.identity === only : peers.has(e.identity)) dropped.push(e);
+      else merged.push(e);
     }
-    if (pending) {
-      for (const e of pending.added) if (peers.has(e.identity)) dropped.push(e);
-      dropped.sort(compareEntries);
-    }
+    while (j < added.length) merged.push(added[j++]!);
     if (sameEntries(dropped, added)) return { next: old, change: null };
-    let overlay: PatchedEntries;
-    if (pending && pending.peers.size + peers.size <= OVERLAY_PEER_LIMIT) {
-      const allPeers = new Set(pending.peers);
-      for (const p of peers) allPeers.add(p);
-      const kept = pending.added.filter((e) => !peers.has(e.identity));
-      overlay = new PatchedEntries(pending.base, allPeers, mergeEntries(kept, added));
-    } else overlay = new PatchedEntries(old.policy.entries, peers, added);
-    const { ingressEnforced, egressEnforced } = fresh.policy;
-    const policy = { ingressEnforced, egressEnforced } as EndpointPolicy;
-    // An own, enumerable getter: spreading or serializing the policy reads (and merges) the entries.
-    Object.defineProperty(policy, 'entries', { enumerable: true, get: () => overlay.entries() });
     // Same parts, same L7 rules: a restricted build skips rules, so its own l7 may be short.
-    const next: Computed = { policy, ownPorts: fresh.ownPorts, l7: old.l7, overlay };
+    const next = { ...fresh, l7: old.l7, policy: { ...fresh.policy, entries: merged } };
     return { next, change: { peers, entries: added } };
   }
 
@@ -1107,65 +1170,6 @@ export class PolicyEngine {
 
 const ANY_PEER: ReadonlySet<number> = new Set([0]);
 const PATCH_LIMIT = 256;
-/** An unread patch is extended up to this many peers, then merged and patched afresh. */
-const OVERLAY_PEER_LIMIT = 64;
-
-/**
- * A patched result's entries: `base` without the entries of `peers`, plus `added` (the peers' new
- * entries), merged on first read. A change that reaches thousands of endpoints is written from the
- * changed peers' entries alone, so most patched results are patched again before anything reads
- * them; copying hundreds of entries per result per change was most of a label change's cost.
- */
-class PatchedEntries {
-  private merged?: PolicyEntry[];
-
-  constructor(
-    private base: readonly PolicyEntry[],
-    private peers: ReadonlySet<number>,
-    private added: readonly PolicyEntry[],
-  ) {}
-
-  /** The patch itself while unread (a later patch may extend it); undefined once merged. */
-  pending(): { base: readonly PolicyEntry[]; peers: ReadonlySet<number>; added: readonly PolicyEntry[] } | undefined {
-    return this.merged ? undefined : { base: this.base, peers: this.peers, added: this.added };
-  }
-
-  entries(): PolicyEntry[] {
-    if (!this.merged) {
-      const peers = this.peers;
-      this.merged = mergeEntries(
-        this.base.filter((e) => !peers.has(e.identity)),
-        this.added,
-      );
-      this.base = [];
-      this.added = [];
-      this.peers = new Set();
-    }
-    return this.merged;
-  }
-}
-
-/** Two lists in `build` order as one; few are added to many: each finds its place by binary search. */
-function mergeEntries(into: readonly PolicyEntry[], added: readonly PolicyEntry[]): PolicyEntry[] {
-  if (added.length === 0) return [...into];
-  const out: PolicyEntry[] = [];
-  let from = 0;
-  for (const entry of added) {
-    let lo = from;
-    let hi = into.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareEntries(into[mid]!, entry) <= 0) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = from; i < lo; i++) out.push(into[i]!);
-    out.push(entry);
-    from = lo;
-  }
-  for (let i = from; i < into.length; i++) out.push(into[i]!);
-  return out;
-}
-
 /** The order `build` emits: packed group (direction, verdict, protocol, ports), then identity. */
 function compareEntries(a: PolicyEntry, b: PolicyEntry): number {
   const ga = packGroup(a, a.protocol, a.portLow, a.portHigh);
@@ -1235,6 +1239,14 @@ function emptyDelta(): PolicyDelta {
     ipcache: { upserted: [], removed: [] },
     identities: { added: [], removed: [] },
   };
+}
+
+/** An identity's named ports, in one comparable string. */
+function namedPortsText(ident: IdentityRecord): string {
+  return [...ident.namedPorts]
+    .map(([key, ports]) => `${key}:${[...ports.keys()].sort((a, b) => a - b).join(',')}`)
+    .sort()
+    .join(' ');
 }
 
 function sameLabels(a: Namespace['labels'], b: Namespace['labels']): boolean {

@@ -106,21 +106,24 @@ function normalised(engine: PolicyEngine): Record<string, string> {
 }
 
 describe('incremental engine equals a full recomputation', () => {
-  // Seeds 7-10 read the policies only every 4th step: unread patched entries are patched again
-  // (PatchedEntries extended, not merged) before they are compared.
-  it.each([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])('random mutation sequence (seed %i)', (seed) => {
-    const readEvery = seed > 6 ? 4 : 1;
+  // Seeds 7-10 compare only every 4th step (results patched again before anything reads them).
+  // Seeds 11-12 keep released pod identities lingering, and let them go before each comparison.
+  it.each([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])('random mutation sequence (seed %i)', (seed) => {
+    const readEvery = seed > 6 && seed <= 10 ? 4 : 1;
+    let clock = 0;
+    const lingering = seed > 10;
     const r = rng(seed);
     const fx = buildNetpolFixture();
     const namespaces = new Map<string, Namespace>(fx.namespaces.map((n) => [n.name, n]));
     const pods = new Map<string, Pod>(fx.pods.map((p) => [`${p.namespace}/${p.name}`, p]));
     const policies = new Map<string, AnyPolicy>();
-    const engine = new PolicyEngine();
+    const engine = new PolicyEngine(lingering ? { identityReleaseDelayMs: 1000, now: () => clock } : {});
     engine.transaction((w) => {
       namespaces.forEach((n) => w.upsertNamespace(n));
       pods.forEach((p) => w.upsertPod(p));
     });
     let checked = 0;
+    let lingered = 0;
     let hinted = 0;
     for (let step = 0; step < 40; step++) {
       const before = engine.endpointPolicies();
@@ -160,6 +163,12 @@ describe('incremental engine equals a full recomputation', () => {
       }
       if (step % readEvery !== readEvery - 1) continue;
       if (readEvery === 1) hinted += checkChangedPeers(before, delta!, `seed ${seed} step ${step}`);
+      if (lingering && engine.nextIdentityRelease() !== undefined) {
+        lingered++;
+        clock += 1000;
+        const held = engine.endpointPolicies();
+        hinted += checkChangedPeers(held, engine.releaseExpiredIdentities(), `seed ${seed} step ${step} release`);
+      }
       const fresh = new PolicyEngine();
       fresh.transaction((w) => {
         namespaces.forEach((n) => w.upsertNamespace(n));
@@ -182,6 +191,7 @@ describe('incremental engine equals a full recomputation', () => {
       }
     }
     expect(checked).toBeGreaterThan(0);
+    if (lingering) expect(lingered).toBeGreaterThan(0);
     hintedBySeed.set(seed, hinted);
   });
 
