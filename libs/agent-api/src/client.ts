@@ -188,6 +188,10 @@ export class AgentClient {
       const req = request(
         {
           socketPath: this.socketPath,
+          // A connection per request: a kept-alive one may be closed by the agent (its keep-alive
+          // timeout, or a restart on the same path) just as it is reused, and the write fails with
+          // EPIPE. Connecting to a unix socket costs microseconds.
+          agent: false,
           method,
           path,
           headers: {
