@@ -11,10 +11,9 @@
  *      pod label changes until their map entries are written (goal <= 10 ms), and its RSS with
  *      10,000 endpoints (goal <= 200 MB); the policy engine alone on the same inputs, same process,
  *      as the reference.
- * Each phase is its own `node --expose-gc` process (bundled with esbuild), so RSS is the agent's,
- * with MALLOC_ARENA_MAX=2 as weft-agent sets it (src/bounded-arenas.ts); the restart is run once
- * more with glibc's default arenas for the RSS reference row, and once with identities released
- * at once (--identity-release-delay 0) for the label-change reference row. The label changes move
+ * Each phase is its own `node --expose-gc` process (bundled with esbuild), so RSS is the agent's.
+ * The restart is run once more with identities released at once (--identity-release-delay 0) for
+ * the label-change reference row. The label changes move
  * pods between app labels; the slow ones give an identity its first pod with another `http` port,
  * which re-resolves the named-port egress rules of one policy in every namespace (~2,000 endpoints).
  * The datapath is bench/recording-datapath.ts: policies are compiled to trie entries exactly as
@@ -26,7 +25,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
-import { AGENT_ARENAS, ARENA_ENV } from '../src/bounded-arenas';
 
 const shape = {
   namespaces: Number(process.env.NAMESPACES ?? 100),
@@ -117,9 +115,6 @@ try {
   });
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
-  // As weft-agent runs itself (src/bounded-arenas.ts); the RSS rows repeat the restart without it.
-  const glibcDefault = { ...env, [ARENA_ENV]: '0' };
-  env[ARENA_ENV] ??= AGENT_ARENAS;
   const run = (phase: string, phaseEnv = env) =>
     JSON.parse(
       execFileSync(process.execPath, ['--expose-gc', worker, phase, dir], {
@@ -130,7 +125,6 @@ try {
     );
   const pop = run('populate');
   const r = { ...run('restart'), ...run('engine') };
-  const unbounded = run('restart', glibcDefault);
   const releasing = run('restart', { ...env, BENCH_IDENTITY_RELEASE_DELAY_MS: '0' });
   const n = shape.namespaces * shape.podsPerNamespace;
   const p = shape.namespaces * shape.policiesPerNamespace;
@@ -179,13 +173,8 @@ try {
     ],
     [
       `agent RSS with ${n} endpoints (ready / after the changes)`,
-      `${f(r.rssReadyMiB)} MiB / ${f(r.rssAfterMiB)} MiB (node at start: ${f(r.rssBeforeMiB)} MiB; ${ARENA_ENV}=${env[ARENA_ENV]})`,
+      `${f(r.rssReadyMiB)} MiB / ${f(r.rssAfterMiB)} MiB (node at start: ${f(r.rssBeforeMiB)} MiB)`,
       '<= 200 MB',
-    ],
-    [
-      '  the same with glibc default malloc arenas (the reference)',
-      `${f(unbounded.rssReadyMiB)} MiB / ${f(unbounded.rssAfterMiB)} MiB`,
-      '-',
     ],
     [
       `registration through the API socket (${pop.endpoints} PUTs, 8 concurrent)`,

@@ -2,9 +2,7 @@
  * `weft-agent`: the entry of the multi-call binary (apps/cni-plugin/src/main.ts PROGRAMS).
  */
 import { join } from 'node:path';
-import { native } from '@weft/native';
 import { Agent } from './agent';
-import { AGENT_ARENAS, ARENA_ENV, boundedArenasPlan, currentProcess } from './bounded-arenas';
 import type { AgentDatapath } from './datapath/agent-datapath';
 import { PinnedMaps } from './datapath/pinned-maps';
 import { AgentError } from './errors';
@@ -60,18 +58,9 @@ export interface AgentService {
   stop(): Promise<void>;
 }
 
-export interface RunAgentOptions {
-  /**
-   * Environment the start-up re-exec (bounded-arenas.ts) adds so that the same program runs again:
-   * a multi-call binary's program selector.
-   */
-  reexecEnv?: Record<string, string>;
-}
-
 export async function runWeftAgent(
   argv: string[] = process.argv.slice(2),
   services: AgentService[] = [],
-  options: RunAgentOptions = {},
 ): Promise<void> {
   let config: AgentConfig | undefined;
   try {
@@ -86,14 +75,6 @@ export async function runWeftAgent(
     return;
   }
   const logger = createLogger(config.logLevel);
-  const reexec = boundedArenasPlan(currentProcess(), options.reexecEnv);
-  if (reexec) {
-    try {
-      native().execve(reexec.path, reexec.argv, reexec.env);
-    } catch (err) {
-      logger.warn({ err }, `re-executing with ${ARENA_ENV}=${AGENT_ARENAS} failed: running with glibc's default`);
-    }
-  }
   let agent: Agent | undefined;
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -4,7 +4,6 @@
  */
 import { runWeftAgent, type AgentService } from '@weft/agent';
 import { CniServer, cniSocketFor } from './cni-server/cni-server';
-import { PROGRAM_ENV } from './invoked-name';
 
 function cniService(): AgentService {
   let server: CniServer | undefined;
@@ -21,6 +20,5 @@ function cniService(): AgentService {
 }
 
 export async function runWeftAgentWithCni(): Promise<void> {
-  // Its start-up re-exec must come back here whatever name the binary was started by.
-  await runWeftAgent(process.argv.slice(2), [cniService()], { reexecEnv: { [PROGRAM_ENV]: 'weft-agent' } });
+  await runWeftAgent(process.argv.slice(2), [cniService()]);
 }

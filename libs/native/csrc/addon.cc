@@ -5,14 +5,12 @@ namespace weft {
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitBpf(Napi::Env env, Napi::Object exports);
 void InitFs(Napi::Env env, Napi::Object exports);
-void InitProcess(Napi::Env env, Napi::Object exports);
 }  // namespace weft
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   weft::InitNetns(env, exports);
   weft::InitBpf(env, exports);
   weft::InitFs(env, exports);
-  weft::InitProcess(env, exports);
   return exports;
 }
 

@@ -125,13 +125,6 @@ export interface WeftNative {
     readonly LOCK_NB: number;
     readonly LOCK_UN: number;
   };
-  // --- process (csrc/process.cc) ---
-  /**
-   * execve(2): replaces this process (same pid) with `path`, run with `argv` (argv[0] included) and
-   * `env` (`NAME=value` strings). The standard streams go to it inherited and blocking (Node keeps
-   * them close-on-exec and non-blocking). Returns only by throwing, with the errno execve failed with.
-   */
-  execve(path: string, argv: string[], env: string[]): never;
 }
 
 // --- bpf (csrc/bpf.cc) types ---

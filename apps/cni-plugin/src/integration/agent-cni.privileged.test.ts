@@ -216,9 +216,6 @@ describe('weft-cni with a real weft-agent', () => {
     privileged(ctx);
     requireCommands(ctx, join(BIN, 'weft-agent'), 'curl', 'busybox');
     await startAgent();
-    // It re-executed itself, same pid, with glibc's malloc arenas bounded (apps/agent bounded-arenas.ts).
-    const environ = readFileSync(`/proc/${agent!.pid}/environ`, 'utf8').split('\0');
-    expect(environ).toContain('MALLOC_ARENA_MAX=2');
     const frontend = pod('shop/frontend');
     const backend = pod('shop/backend');
     const visitor = pod('guests/visitor');
