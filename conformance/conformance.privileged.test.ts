@@ -129,8 +129,14 @@ describe('CNI conformance suite (conformance/run.sh)', () => {
         ctx.skip(notReady);
       }
       // The suite runs weft with its default paths, as on a node: what it creates there (pinned
-      // programs and maps, endpoint records) is removed afterwards unless it was there before.
-      const defaults = ['/sys/fs/bpf/weft', '/var/lib/weft/datapath'];
+      // programs and maps, endpoint records, weft-host-local's ranges, the degraded-mode queue)
+      // is removed afterwards unless it was there before.
+      const defaults = [
+        '/sys/fs/bpf/weft',
+        '/var/lib/weft/datapath',
+        '/var/lib/weft/cni',
+        '/var/lib/weft/queue',
+      ];
       const existed = defaults.filter((d) => existsSync(d));
       let run;
       try {
@@ -140,6 +146,7 @@ describe('CNI conformance suite (conformance/run.sh)', () => {
         const left = existsSync(endpoints) ? readdirSync(endpoints) : [];
         if (left.length === 0)
           for (const d of defaults) if (!existed.includes(d)) rmSync(d, { recursive: true, force: true });
+        else console.log(`kept ${defaults.join(', ')}: endpoint records left in ${endpoints}: ${left.join(', ')}`);
       }
 
       const failures = run.records.filter((r) => r.status === 'fail');
