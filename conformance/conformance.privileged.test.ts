@@ -74,6 +74,26 @@ function weftAnswersVersion(): string | undefined {
   return `${plugin} does not answer VERSION (${(r.stdout || r.stderr || String(r.error)).slice(0, 200)})`;
 }
 
+/**
+ * The suite runs weft with its default paths, as on a node: what it creates there (pinned programs
+ * and maps, endpoint records, weft-host-local's ranges, the degraded-mode queue) is removed
+ * afterwards unless it was there before. With 'keep', endpoint records left behind (a DEL that
+ * missed) keep it all for inspection, and say so.
+ */
+async function atDefaultPaths<T>(run: () => Promise<T>, ifRecordsLeft: 'keep' | 'remove'): Promise<T> {
+  const defaults = ['/sys/fs/bpf/weft', '/var/lib/weft/datapath', '/var/lib/weft/cni', '/var/lib/weft/queue'];
+  const existed = defaults.filter((d) => existsSync(d));
+  try {
+    return await run();
+  } finally {
+    const endpoints = '/var/lib/weft/datapath/endpoints';
+    const left = existsSync(endpoints) ? readdirSync(endpoints) : [];
+    if (left.length > 0 && ifRecordsLeft === 'keep')
+      console.log(`kept ${defaults.join(', ')}: endpoint records left in ${endpoints}: ${left.join(', ')}`);
+    else for (const d of defaults) if (!existed.includes(d)) rmSync(d, { recursive: true, force: true });
+  }
+}
+
 describe('CNI conformance suite (conformance/run.sh)', () => {
   it(
     'passes against the reference plugins, which proves the harnesses',
@@ -106,7 +126,11 @@ describe('CNI conformance suite (conformance/run.sh)', () => {
     async (ctx) => {
       privileged(ctx);
       requireCommands(ctx, 'go', 'jq', '/usr/lib/cni/bridge');
-      const run = await runSuite('broken', { WEFT_CONFORMANCE_SELFTEST_BROKEN: '1' });
+      // Its broken weft leaves endpoint records behind on purpose: removed with the rest.
+      const run = await atDefaultPaths(
+        () => runSuite('broken', { WEFT_CONFORMANCE_SELFTEST_BROKEN: '1' }),
+        'remove',
+      );
 
       expect(run.exitCode).not.toBe(0);
       expect(count(run.records, 'libcni/broken-bridge', 'fail')).toBeGreaterThan(30);
@@ -128,26 +152,7 @@ describe('CNI conformance suite (conformance/run.sh)', () => {
         console.log(`SKIPPED: ${notReady}`);
         ctx.skip(notReady);
       }
-      // The suite runs weft with its default paths, as on a node: what it creates there (pinned
-      // programs and maps, endpoint records, weft-host-local's ranges, the degraded-mode queue)
-      // is removed afterwards unless it was there before.
-      const defaults = [
-        '/sys/fs/bpf/weft',
-        '/var/lib/weft/datapath',
-        '/var/lib/weft/cni',
-        '/var/lib/weft/queue',
-      ];
-      const existed = defaults.filter((d) => existsSync(d));
-      let run;
-      try {
-        run = await runSuite('weft', { WEFT_CONFORMANCE_GROUPS: 'weft' });
-      } finally {
-        const endpoints = '/var/lib/weft/datapath/endpoints';
-        const left = existsSync(endpoints) ? readdirSync(endpoints) : [];
-        if (left.length === 0)
-          for (const d of defaults) if (!existed.includes(d)) rmSync(d, { recursive: true, force: true });
-        else console.log(`kept ${defaults.join(', ')}: endpoint records left in ${endpoints}: ${left.join(', ')}`);
-      }
+      const run = await atDefaultPaths(() => runSuite('weft', { WEFT_CONFORMANCE_GROUPS: 'weft' }), 'keep');
 
       const failures = run.records.filter((r) => r.status === 'fail');
       expect(failures.map((f) => `${f.suite} ${f.case}: ${f.reason}`)).toEqual([]);
