@@ -13,9 +13,9 @@
  *      as the reference.
  * Each phase is its own `node --expose-gc` process (bundled with esbuild), so RSS is the agent's.
  * The restart is run once more with identities released at once (--identity-release-delay 0) for
- * the label-change reference row. The label changes move
- * pods between app labels; the slow ones give an identity its first pod with another `http` port,
- * which re-resolves the named-port egress rules of one policy in every namespace (~2,000 endpoints).
+ * the label-change reference row. The label changes move pods between app labels; the slow ones
+ * give an identity its first pod with another `http` port, which re-resolves the named-port
+ * egress rules of one policy in every namespace (~2,000 endpoints).
  * The datapath is bench/recording-datapath.ts: policies are compiled to trie entries exactly as
  * the kernel would get them, but counted, not written (2.5 M entries exceed the weft_policy map;
  * see that file). NAMESPACES, PODS_PER_NAMESPACE, POLICIES_PER_NAMESPACE, LABEL_RUNS scale it.

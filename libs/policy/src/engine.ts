@@ -605,10 +605,14 @@ export class PolicyEngine {
     return id;
   }
 
+  /** Whether the pod reference about to go is an identity's last, and it will linger then. */
+  private willLinger(id: number): boolean {
+    return this.identityReleaseDelayMs > 0 && this.allocator.references(id) === 1;
+  }
+
   /** The last pod leaving an identity leaves it lingering, when there is a release delay. */
   private releasePodIdentity(id: number): void {
-    if (this.identityReleaseDelayMs > 0 && this.allocator.references(id) === 1)
-      this.lingering.set(id, this.now() + this.identityReleaseDelayMs);
+    if (this.willLinger(id)) this.lingering.set(id, this.now() + this.identityReleaseDelayMs);
     else this.releaseIdentity(id);
   }
 
@@ -756,8 +760,7 @@ export class PolicyEngine {
     ident.pods.delete(rec.key);
     // The last pod of an identity that will linger: its named ports stay as they were (no rule
     // resolved against them changes for an identity no packet carries).
-    if (ident.pods.size === 0 && this.identityReleaseDelayMs > 0 && this.allocator.references(ident.id) === 1)
-      return;
+    if (ident.pods.size === 0 && this.willLinger(ident.id)) return;
     for (const p of ports) {
       if (p.name === undefined) continue;
       const key = `${protocolNumber(p.protocol)}/${p.name}`;
@@ -1170,6 +1173,7 @@ export class PolicyEngine {
 
 const ANY_PEER: ReadonlySet<number> = new Set([0]);
 const PATCH_LIMIT = 256;
+
 /** The order `build` emits: packed group (direction, verdict, protocol, ports), then identity. */
 function compareEntries(a: PolicyEntry, b: PolicyEntry): number {
   const ga = packGroup(a, a.protocol, a.portLow, a.portHigh);
