@@ -251,3 +251,43 @@ export async function runVitestInVm(
   const r = await runInVm(vitestInVmCommand(files, opts), opts);
   return { ...r, ...parseVitestInVm(r.stdout) };
 }
+
+/**
+ * The tests of a VM run: its JSON report's, else vitest's own reporter lines ("✓ a > b 12ms"): the
+ * report can be lost when the guest's node aborts at exit or the runner loses its run dir after the
+ * tests ran (seen, runner-side).
+ */
+export function vmTestsOf(r: VmVitestResult): VmTest[] {
+  if (r.tests.length > 0) return r.tests;
+  const out: VmTest[] = [];
+  for (const line of r.log.split('\n')) {
+    const m = /^\s{3,}(✓|×|↓) (.+?)(?:\s+\d+ms)?(?:\s+\[.*\])?\s*$/.exec(line);
+    if (!m) continue;
+    const fullName = m[2]!;
+    out.push({
+      file: '',
+      fullName,
+      title: fullName.split(' > ').at(-1)!,
+      status: m[1] === '✓' ? 'passed' : m[1] === '×' ? 'failed' : 'skipped',
+      failureMessages: [],
+    });
+  }
+  return out;
+}
+
+/** For the CI log: how long the run took, each test's status, vitest's summary from inside, the runner's lines. */
+export function logVmVitest(what: string, r: VmVitestResult): void {
+  const skipped = r.tests.filter((t) => t.status === 'skipped').length;
+  console.log(
+    `${what} in the VM: ${(r.durationMs / 1000).toFixed(0)} s (boot included), exit ${r.code}; ` +
+      r.tests
+        .filter((t) => t.status !== 'skipped')
+        .map((t) => `${t.status}: ${t.fullName}`)
+        .join('; ') +
+      (skipped > 0 ? `; ${skipped} skipped (not selected, or skipped inside)` : ''),
+  );
+  const summary = r.log.split('\n').filter((l) => /^\s*(✓|×|↓|Test Files|Tests|Duration)|SKIPPED/.test(l));
+  const runner = r.stderr.split('\n').filter((l) => l.startsWith('run-in-vm:'));
+  console.log(`--- vitest inside the VM ---\n${summary.join('\n')}\n${runner.join('\n')}`);
+  if (r.code !== 0 || r.tests.length === 0) console.log(r.log.slice(-6000), r.stderr.slice(-3000));
+}

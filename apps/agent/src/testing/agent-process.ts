@@ -37,6 +37,8 @@ export interface AgentProcessOptions {
   /** Run inside this netns (the test's "node"). */
   netnsPath?: string;
   logFile: string;
+  /** Per API request (default 5 s). */
+  clientTimeoutMs?: number;
 }
 
 export class AgentProcess {
@@ -45,7 +47,7 @@ export class AgentProcess {
   private exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(readonly options: AgentProcessOptions) {
-    this.client = new AgentClient({ socketPath: options.socketPath, timeoutMs: 5000 });
+    this.client = new AgentClient({ socketPath: options.socketPath, timeoutMs: options.clientTimeoutMs ?? 5000 });
   }
 
   get pid(): number | undefined {

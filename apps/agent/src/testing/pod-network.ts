@@ -38,15 +38,54 @@ export interface PodServers {
   stream?: number;
 }
 
+/** A process in a pod's netns that answers JSON-line requests by id (pod-helper.mjs, sctp-helper.py). */
+class LineHelper {
+  private nextId = 1;
+  private readonly waiting = new Map<number, (r: ProbeResult) => void>();
+
+  private constructor(private readonly proc: ChildProcessWithoutNullStreams) {}
+
+  static async start(label: string, netns: string, command: string[]): Promise<LineHelper> {
+    const proc = spawn('ip', ['netns', 'exec', netns, ...command]);
+    const helper = new LineHelper(proc);
+    proc.stderr.on('data', (d: Buffer) => process.stderr.write(`[${label}] ${d}`));
+    const lines = createInterface({ input: proc.stdout });
+    await new Promise<void>((resolve, reject) => {
+      proc.once('exit', (code) => reject(new Error(`${label} exited (${code})`)));
+      lines.on('line', (line) => {
+        const msg = JSON.parse(line) as ProbeResult & { id?: number; ready?: boolean };
+        if (msg.ready) return resolve();
+        const w = msg.id !== undefined ? helper.waiting.get(msg.id) : undefined;
+        if (w) {
+          helper.waiting.delete(msg.id!);
+          w(msg);
+        }
+      });
+    });
+    return helper;
+  }
+
+  request(req: Record<string, unknown>): Promise<ProbeResult> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.proc.stdin.write(JSON.stringify({ id, ...req }) + '\n');
+    });
+  }
+
+  kill(): void {
+    this.proc.kill('SIGKILL');
+  }
+}
+
 export class NetPod {
   readonly netnsPath: string;
   readonly hostIf: string;
   hostIfindex = 0;
   mac = '';
   readonly containerId: string;
-  private helper?: ChildProcessWithoutNullStreams;
-  private nextId = 1;
-  private readonly waiting = new Map<number, (r: ProbeResult) => void>();
+  private helper?: LineHelper;
+  private sctpHelper?: LineHelper;
 
   constructor(
     /** `namespace/name` */
@@ -70,10 +109,7 @@ export class NetPod {
   }
 
   async start(servers: PodServers = { tcp: [80, 81], udp: [80, 81] }): Promise<void> {
-    const helper = spawn('ip', [
-      'netns',
-      'exec',
-      this.netns,
+    this.helper = await LineHelper.start(`pod ${this.key}`, this.netns, [
       process.execPath,
       join(__dirname, 'pod-helper.mjs'),
       this.key,
@@ -81,29 +117,10 @@ export class NetPod {
       (servers.udp ?? []).join(','),
       String(servers.stream ?? 0),
     ]);
-    this.helper = helper;
-    helper.stderr.on('data', (d: Buffer) => process.stderr.write(`[pod ${this.key}] ${d}`));
-    const lines = createInterface({ input: helper.stdout });
-    await new Promise<void>((resolve, reject) => {
-      helper.once('exit', (code) => reject(new Error(`pod helper ${this.key} exited (${code})`)));
-      lines.on('line', (line) => {
-        const msg = JSON.parse(line) as ProbeResult & { id?: number; ready?: boolean };
-        if (msg.ready) return resolve();
-        const w = msg.id !== undefined ? this.waiting.get(msg.id) : undefined;
-        if (w) {
-          this.waiting.delete(msg.id!);
-          w(msg);
-        }
-      });
-    });
   }
 
   private request(req: Record<string, unknown>): Promise<ProbeResult> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      this.helper!.stdin.write(JSON.stringify({ id, ...req }) + '\n');
-    });
+    return this.helper!.request(req);
   }
 
   probe(protocol: 'TCP' | 'UDP', host: string, port: number, timeoutMs = 500): Promise<ProbeResult> {
@@ -127,43 +144,20 @@ export class NetPod {
     return this.request({ op: 'stream-close', stream });
   }
 
-  /** SCTP echo servers (python3: Node has no SCTP); only where sctpSupport() says ok. */
+  /** SCTP servers and probes (python3: Node has no SCTP); only where sctpSupport() says ok. */
   async startSctp(ports: number[]): Promise<void> {
-    const srv = spawn('ip', [
-      'netns',
-      'exec',
-      this.netns,
+    this.sctpHelper = await LineHelper.start(`sctp ${this.key}`, this.netns, [
       'python3',
       join(__dirname, 'sctp-helper.py'),
-      'serve',
       this.key,
       ...ports.map(String),
     ]);
-    this.sctpServer = srv;
-    await new Promise<void>((resolve, reject) => {
-      srv.once('exit', (code) => reject(new Error(`sctp server ${this.key} exited (${code})`)));
-      srv.stdout.once('data', () => resolve());
-    });
   }
 
-  private sctpServer?: ChildProcessWithoutNullStreams;
-
-  /** One SCTP connection attempt (python3 in the pod netns). */
+  /** One SCTP connection attempt from this pod: the server greets, then closes. */
   sctpProbe(host: string, port: number, timeoutMs = 500): Promise<ProbeResult> {
-    return new Promise((resolve) => {
-      const c = spawn('ip', [
-        'netns',
-        'exec',
-        this.netns,
-        'python3',
-        join(__dirname, 'sctp-helper.py'),
-        'probe',
-        host,
-        String(port),
-        String(timeoutMs / 1000),
-      ]);
-      c.on('exit', (code) => resolve(code === 0 ? { ok: true } : { ok: false, error: `exit ${code}` }));
-    });
+    if (!this.sctpHelper) throw new Error(`${this.key}: startSctp() first`);
+    return this.sctpHelper.request({ host, port, timeoutMs });
   }
 
   /** What weft-cni's veth mode would register for this pod. */
@@ -187,8 +181,8 @@ export class NetPod {
   }
 
   stop(): void {
-    this.helper?.kill('SIGKILL');
-    this.sctpServer?.kill('SIGKILL');
+    this.helper?.kill();
+    this.sctpHelper?.kill();
   }
 }
 

@@ -11,7 +11,14 @@
  * when the host kernel has ipvlan (the tests then run directly) or the VM cannot run here.
  */
 import { existsSync } from 'node:fs';
-import { privileged, runVitestInVm, vmRunnerAvailable, type VmVitestResult } from '@weft/testkit';
+import {
+  logVmVitest,
+  privileged,
+  runVitestInVm,
+  vmRunnerAvailable,
+  vmTestsOf,
+  type VmVitestResult,
+} from '@weft/testkit';
 import { describe, expect, it } from 'vitest';
 import { kernelHasIpvlan, WEFT_CNI } from './ipvlan-testbed';
 
@@ -49,30 +56,12 @@ describe('weft-cni ipvlan mode in the test VM', () => {
       }
       if (!existsSync(WEFT_CNI))
         throw new Error(`${WEFT_CNI} is missing: build dist/bin first (the VM runs the shipped binary)`);
-      const started = Date.now();
       const r: VmVitestResult = await runVitestInVm(FILES, {
         testNamePattern: PATTERN,
         timeoutMs: VM_TIMEOUT_MS,
       });
-      const seconds = ((Date.now() - started) / 1000).toFixed(0);
-      console.log(
-        `ipvlan e2e in the VM: ${seconds} s (boot included), exit ${r.code}; ` +
-          r.tests.map((t) => `${t.status}: ${t.fullName}`).join('; '),
-      );
-      // vitest's own summary from inside the guest, for the CI log.
-      const summary = r.log
-        .split('\n')
-        .filter((l) => /^\s*(✓|×|↓|Test Files|Tests|Duration)|SKIPPED/.test(l));
-      console.log(
-        `--- vitest inside the VM ---\n${summary.join('\n')}\n${r.stderr
-          .split('\n')
-          .filter((l) => l.startsWith('run-in-vm:'))
-          .join('\n')}`,
-      );
-      if (r.code !== 0 || r.tests.length === 0) console.log(r.log.slice(-6000), r.stderr.slice(-3000));
-      // The JSON report, else vitest's own lines (the report can be lost when the guest's node
-      // aborts at exit or the runner loses its run dir after the tests ran: seen, runner-side).
-      const tests = r.tests.length > 0 ? r.tests : fromReporterLines(r.log);
+      logVmVitest('ipvlan e2e', r);
+      const tests = vmTestsOf(r);
       for (const want of MUST_PASS) {
         const t = tests.find((x) => want.test(x.fullName));
         expect(t, `${want} ran in the VM`).toBeDefined();
@@ -87,18 +76,3 @@ describe('weft-cni ipvlan mode in the test VM', () => {
     VM_TIMEOUT_MS + 120_000,
   );
 });
-
-/** The per-test lines of vitest's default reporter ("✓ a > b 12ms", "× ...", "↓ ..."). */
-function fromReporterLines(log: string): { fullName: string; status: string; failureMessages: string[] }[] {
-  const out: { fullName: string; status: string; failureMessages: string[] }[] = [];
-  for (const line of log.split('\n')) {
-    const m = /^\s{3,}(✓|×|↓) (.+?)(?:\s+\d+ms)?(?:\s+\[.*\])?\s*$/.exec(line);
-    if (!m) continue;
-    out.push({
-      fullName: m[2]!,
-      status: m[1] === '✓' ? 'passed' : m[1] === '×' ? 'failed' : 'skipped',
-      failureMessages: [],
-    });
-  }
-  return out;
-}
