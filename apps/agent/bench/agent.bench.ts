@@ -13,8 +13,9 @@
  *      as the reference.
  * Each phase is its own `node --expose-gc` process (bundled with esbuild), so RSS is the agent's.
  * The restart is run once more with identities released at once (--identity-release-delay 0) for
- * the label-change reference row. The label changes move pods between app labels; the slow ones
- * give an identity its first pod with another `http` port, which re-resolves the named-port
+ * the label-change reference row, and once with V8's default flags (src/v8-tuning.ts) for the RSS one.
+ * RSS is read from /proc/self/smaps_rollup (a page-table walk), after two full GCs.
+ * The label changes move pods between app labels; the slow ones give an identity its first pod with another `http` port, which re-resolves the named-port
  * egress rules of one policy in every namespace (~2,000 endpoints).
  * The datapath is bench/recording-datapath.ts: policies are compiled to trie entries exactly as
  * the kernel would get them, but counted, not written (2.5 M entries exceed the weft_policy map;
@@ -126,6 +127,7 @@ try {
   const pop = run('populate');
   const r = { ...run('restart'), ...run('engine') };
   const releasing = run('restart', { ...env, BENCH_IDENTITY_RELEASE_DELAY_MS: '0' });
+  const v8Defaults = run('restart', { ...env, BENCH_V8_DEFAULTS: '1' });
   const n = shape.namespaces * shape.podsPerNamespace;
   const p = shape.namespaces * shape.policiesPerNamespace;
   const f = (x: number, d = 0) => x.toFixed(d);
@@ -175,6 +177,11 @@ try {
       `agent RSS with ${n} endpoints (ready / after the changes)`,
       `${f(r.rssReadyMiB)} MiB / ${f(r.rssAfterMiB)} MiB (node at start: ${f(r.rssBeforeMiB)} MiB)`,
       '<= 200 MB',
+    ],
+    [
+      '  the same with V8 defaults (concurrent sweeping: weft-agent turns it off)',
+      `${f(v8Defaults.rssReadyMiB)} MiB / ${f(v8Defaults.rssAfterMiB)} MiB (label change p90 ${f(v8Defaults.label.p90, 2)} ms, full computation ${f(v8Defaults.restore.computeMs)} ms)`,
+      '-',
     ],
     [
       `registration through the API socket (${pop.endpoints} PUTs, 8 concurrent)`,

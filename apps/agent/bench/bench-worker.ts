@@ -16,6 +16,7 @@ import { Agent } from '../src/agent';
 import { silentLogger } from '../src/logger';
 import { ManifestsSource } from '../src/sources/manifests-source';
 import { parseManifestText } from '../src/sources/manifest-objects';
+import { applyAgentV8Flags } from '../src/v8-tuning';
 import { RecordingDatapath } from './recording-datapath';
 
 interface Shape {
@@ -51,9 +52,20 @@ export function benchPod(ns: number, j: number, app = `app-${j % APPS}`): Pod {
 const ms = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e6;
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+/**
+ * Resident memory from a page-table walk (smaps_rollup). process.memoryUsage().rss reads the
+ * kernel's per-mm counters, which on this host's kernel were seen off by up to 60 MiB (both ways)
+ * from the walk taken the same instant.
+ */
 const rssMiB = () => {
   global.gc?.();
   global.gc?.();
+  try {
+    const kb = /^Rss:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    if (kb) return Number(kb[1]) / 1024;
+  } catch {
+    /* not Linux, or no smaps_rollup: the counters below */
+  }
   return process.memoryUsage().rss / 2 ** 20;
 };
 
@@ -263,6 +275,8 @@ function parseAll() {
 }
 
 mkdirSync(join(dir, 'state'), { recursive: true });
+// As weft-agent does at start (src/v8-tuning.ts); BENCH_V8_DEFAULTS=1 for the reference row.
+if (process.env.BENCH_V8_DEFAULTS !== '1') applyAgentV8Flags();
 const run = phase === 'populate' ? populate : phase === 'engine' ? engineOnly : restart;
 run().then(
   (r) => {

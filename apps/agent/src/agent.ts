@@ -105,6 +105,14 @@ interface AttachState {
   egressEnforced: boolean;
 }
 
+/** One registered attachment and what the datapath was last given for it (none: not attached yet). */
+interface Attachment {
+  endpoint: RegisteredEndpoint;
+  state?: AttachState;
+  /** Set while writeDelta re-attaches it in full (a flag: a Set lookup per endpoint cost more). */
+  reattach: boolean;
+}
+
 export class Agent implements AgentApiHandlers {
   readonly registry: EndpointRegistry;
   readonly metrics: AgentMetrics;
@@ -118,8 +126,9 @@ export class Agent implements AgentApiHandlers {
   /** Source pods by `ns/name`; `deleted`: gone from the source but an attachment still uses it. */
   private readonly sourcePods = new Map<string, { pod: Pod; deleted: boolean }>();
   /** Attachment ids by pod key. */
-  private readonly podIndex = new Map<string, Set<string>>();
-  private readonly attached = new Map<string, AttachState>();
+  /** Pod key → its attachments (the same objects as in `attachments`): a change names pods. */
+  private readonly podIndex = new Map<string, Attachment[]>();
+  private readonly attachments = new Map<string, Attachment>();
   private preSync: SourceChange[] = [];
   private sourceSynced = false;
   private ready = false;
@@ -461,7 +470,7 @@ export class Agent implements AgentApiHandlers {
   }
 
   private writePod(w: PolicyWriter, key: string): void {
-    const regs = [...(this.podIndex.get(key) ?? [])].map((a) => this.registry.get(a)!.registration);
+    const regs = (this.podIndex.get(key) ?? []).map((a) => a.endpoint.registration);
     const pod = effectivePod(key, this.sourcePods.get(key)?.pod, regs, this.options.nodeName);
     const slash = key.indexOf('/');
     if (pod) w.upsertPod(pod);
@@ -509,29 +518,35 @@ export class Agent implements AgentApiHandlers {
     const dp = this.options.datapath;
     // New identities first, so the policies written next resolve their peers; removals last.
     if (delta.ipcache.upserted.length > 0) dp.upsertIpcache(delta.ipcache.upserted);
-    const reattach = new Set<string>(attachNow.map((e) => e.attachmentId));
-    for (const key of delta.endpointIdentities.keys())
-      for (const a of this.podIndex.get(key) ?? []) reattach.add(a);
+    const reattach: Attachment[] = [];
+    const mark = (a: Attachment | undefined) => {
+      if (a === undefined || a.reattach) return;
+      a.reattach = true;
+      reattach.push(a);
+    };
+    for (const e of attachNow) mark(this.attachments.get(e.attachmentId));
+    for (const key of delta.endpointIdentities.keys()) for (const a of this.podIndex.get(key) ?? []) mark(a);
+    // A change can reach thousands of endpoints: one lookup each, by pod.
     for (const [key, policy] of delta.endpoints) {
+      const attachments = this.podIndex.get(key);
+      if (attachments === undefined) continue;
       const change = delta.changedPeers.get(key);
-      for (const a of this.podIndex.get(key) ?? []) {
-        if (reattach.has(a)) continue;
-        const e = this.registry.get(a)!;
+      for (const a of attachments) {
+        if (a.reattach) continue;
         try {
-          dp.updatePolicy(e.endpointId, policy, change);
-          const s = this.attached.get(a);
-          if (s) {
-            s.ingressEnforced = policy.ingressEnforced;
-            s.egressEnforced = policy.egressEnforced;
+          dp.updatePolicy(a.endpoint.endpointId, policy, change);
+          if (a.state) {
+            a.state.ingressEnforced = policy.ingressEnforced;
+            a.state.egressEnforced = policy.egressEnforced;
           }
         } catch {
-          reattach.add(a); // not attached (an earlier attach failed): try the full attach
+          mark(a); // not attached (an earlier attach failed): try the full attach
         }
       }
     }
     for (const a of reattach) {
-      const e = this.registry.get(a);
-      if (e) this.attach(e);
+      a.reattach = false;
+      if (this.attachments.get(a.endpoint.attachmentId) === a) this.attach(a.endpoint);
     }
     if (delta.ipcache.removed.length > 0) dp.deleteIpcache(delta.ipcache.removed);
   }
@@ -565,7 +580,8 @@ export class Agent implements AgentApiHandlers {
         egressEnforced: policy?.egressEnforced ?? false,
       };
     }
-    this.attached.set(e.attachmentId, state);
+    const a = this.attachments.get(e.attachmentId);
+    if (a) a.state = state;
     return state;
   }
 
@@ -586,21 +602,29 @@ export class Agent implements AgentApiHandlers {
   }
 
   private index(e: RegisteredEndpoint): void {
+    const have = this.attachments.get(e.attachmentId);
+    if (have) {
+      have.endpoint = e; // re-registered: same pod (register unindexes on another)
+      return;
+    }
+    const a: Attachment = { endpoint: e, reattach: false };
+    this.attachments.set(e.attachmentId, a);
     const key = podKeyOfRegistration(e.registration);
-    let set = this.podIndex.get(key);
-    if (!set) this.podIndex.set(key, (set = new Set()));
-    set.add(e.attachmentId);
+    const list = this.podIndex.get(key);
+    if (list) list.push(a);
+    else this.podIndex.set(key, [a]);
   }
 
   private unindex(e: RegisteredEndpoint): string {
     const key = podKeyOfRegistration(e.registration);
-    const set = this.podIndex.get(key);
-    set?.delete(e.attachmentId);
-    if (set?.size === 0) {
+    const a = this.attachments.get(e.attachmentId);
+    this.attachments.delete(e.attachmentId);
+    const list = (this.podIndex.get(key) ?? []).filter((x) => x !== a);
+    if (list.length > 0) this.podIndex.set(key, list);
+    else {
       this.podIndex.delete(key);
       if (this.sourcePods.get(key)?.deleted) this.sourcePods.delete(key);
     }
-    this.attached.delete(e.attachmentId);
     return key;
   }
 
@@ -655,7 +679,7 @@ export class Agent implements AgentApiHandlers {
       },
       [entry],
     );
-    const s = this.attached.get(entry.attachmentId)!;
+    const s = this.attachments.get(entry.attachmentId)!.state!;
     if (s.state === 'error')
       throw new AgentError(
         'DATAPATH_ATTACH_FAILED',
@@ -703,7 +727,7 @@ export class Agent implements AgentApiHandlers {
       const r = e.registration;
       const key = podKeyOfRegistration(r);
       // Before the restore: what the kernel holds from the previous run.
-      const s = this.attached.get(e.attachmentId) ?? recordState(records.get(e.endpointId));
+      const s = this.attachments.get(e.attachmentId)?.state ?? recordState(records.get(e.endpointId));
       const status = this.ready ? this.engine.endpointStatus(key) : undefined;
       out.push({
         endpointId: e.endpointId,
@@ -772,7 +796,8 @@ export class Agent implements AgentApiHandlers {
 
   listIdentities(): IdentitySummary[] {
     const counts = new Map<number, number>();
-    for (const s of this.attached.values()) counts.set(s.identity, (counts.get(s.identity) ?? 0) + 1);
+    for (const { state: s } of this.attachments.values())
+      if (s) counts.set(s.identity, (counts.get(s.identity) ?? 0) + 1);
     const out: IdentitySummary[] = [];
     for (const [id, name] of RESERVED_NAMES)
       out.push({ identity: id, labels: [name], reserved: true, endpoints: counts.get(id) ?? 0 });
@@ -878,7 +903,7 @@ export class Agent implements AgentApiHandlers {
       throw new NotFoundError('UNKNOWN_ENDPOINT', `no endpoint ${id}`);
     }
     if (text.includes('/')) {
-      const ids = [...(this.podIndex.get(text) ?? [])].map((a) => this.registry.get(a)!.endpointId);
+      const ids = (this.podIndex.get(text) ?? []).map((a) => a.endpoint.endpointId);
       if (ids.length === 1) return ids[0]!;
       if (ids.length > 1)
         throw new AgentError(

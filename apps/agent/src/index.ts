@@ -29,3 +29,4 @@ export { EndpointRegistry, MAX_AGENT_ENDPOINT_ID, type RegisteredEndpoint } from
 export { ManifestError, objectKey, parseManifestText, type SourceObject } from './sources/manifest-objects';
 export { ManifestsSource, type ManifestsSourceOptions } from './sources/manifests-source';
 export type { PolicySource, SourceChange, SourceSink } from './sources/source';
+export { applyAgentV8Flags } from './v8-tuning';

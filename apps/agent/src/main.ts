@@ -10,6 +10,7 @@ import { AGENT_USAGE, parseAgentFlags, type AgentConfig } from './flags';
 import { createLogger, type Logger } from './logger';
 import { ManifestsSource } from './sources/manifests-source';
 import type { PolicySource } from './sources/source';
+import { applyAgentV8Flags } from './v8-tuning';
 
 /** Opens the datapath and the source the configuration names, and builds the agent. */
 export async function createAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
@@ -74,7 +75,9 @@ export async function runWeftAgent(
     process.stdout.write(AGENT_USAGE);
     return;
   }
+  const v8Flags = applyAgentV8Flags();
   const logger = createLogger(config.logLevel);
+  if (v8Flags.length > 0) logger.debug({ flags: v8Flags }, 'V8 flags applied');
   let agent: Agent | undefined;
   let stopping = false;
   const shutdown = (signal: string) => {

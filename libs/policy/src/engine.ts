@@ -100,6 +100,10 @@ interface PodRecord {
   identity: number;
   endpoint: boolean;
   portsKey: string;
+  /** The endpoint's current result (on the record: a change can reach thousands of endpoints). */
+  result?: Computed;
+  /** In dirtyEndpoints this flush. */
+  dirty: boolean;
 }
 
 interface IdentityRecord {
@@ -187,7 +191,6 @@ export class PolicyEngine {
     number,
     { needsOwnPorts: boolean; partsKey: string; byPorts: Map<string, Computed> }
   >();
-  private readonly endpointResults = new Map<string, Computed>();
 
   // pending work (cleared by flush)
   private readonly pendingPolicies = new Map<string, CompiledPolicy | null>();
@@ -205,7 +208,7 @@ export class PolicyEngine {
   /** Identities that joined/left selectors or whose named ports changed in this flush. */
   private readonly changedPeers = new Set<number>();
   /** Endpoints to recompute, with their records (the hot loop of a change needs no lookups). */
-  private readonly dirtyEndpoints = new Map<string, PodRecord>();
+  private readonly dirtyEndpoints: PodRecord[] = [];
   private readonly removedEndpoints = new Set<string>();
   private readonly identityChanged = new Set<string>();
   private depth = 0;
@@ -327,19 +330,21 @@ export class PolicyEngine {
   // ------------------------------------------------------------------ queries
 
   endpointPolicy(key: string): EndpointPolicy | undefined {
-    return this.endpointResults.get(key)?.policy;
+    return this.pods.get(key)?.result?.policy;
   }
 
   /** All endpoint policies by `namespace/name`. */
   endpointPolicies(): Map<string, EndpointPolicy> {
-    return new Map([...this.endpointResults].map(([k, c]) => [k, c.policy]));
+    const out = new Map<string, EndpointPolicy>();
+    for (const [key, rec] of this.pods) if (rec.result) out.set(key, rec.result.policy);
+    return out;
   }
 
   /** Endpoint policies keyed by each endpoint address (what `evaluate` takes). */
   endpointPoliciesByIp(): Map<string, EndpointPolicy> {
     const out = new Map<string, EndpointPolicy>();
-    for (const [key, computed] of this.endpointResults) {
-      for (const addr of this.pods.get(key)?.addrs ?? []) out.set(formatIp(addr), computed.policy);
+    for (const rec of this.pods.values()) {
+      if (rec.result) for (const addr of rec.addrs) out.set(formatIp(addr), rec.result.policy);
     }
     return out;
   }
@@ -387,7 +392,7 @@ export class PolicyEngine {
 
   endpointStatus(key: string): EndpointStatus | undefined {
     const rec = this.pods.get(key);
-    const computed = this.endpointResults.get(key);
+    const computed = rec?.result;
     if (!rec || !computed) return undefined;
     const policies = [
       ...new Set([...(this.partsByIdentity.get(rec.identity) ?? [])].map((p) => p.policy)),
@@ -652,6 +657,8 @@ export class PolicyEngine {
         identity: prev?.identity ?? 0,
         endpoint,
         portsKey: portsKeyOf(pod),
+        ...(prev?.result && { result: prev.result }),
+        dirty: false,
       };
       if (prev) this.releasePodResources(prev);
       this.pods.set(key, rec);
@@ -674,7 +681,7 @@ export class PolicyEngine {
       }
       this.pods.delete(key);
       this.podsByNamespace.get(prev.pod.namespace)?.delete(key);
-      if (this.endpointResults.delete(key)) this.removedEndpoints.add(key);
+      if (this.dropResult(prev)) this.removedEndpoints.add(key);
       this.dirtyPods.delete(key);
     }
     this.stagedPods.clear();
@@ -699,7 +706,7 @@ export class PolicyEngine {
           this.releasePodIdentity(rec.identity);
           rec.identity = 0;
         }
-        if (this.endpointResults.delete(key)) this.removedEndpoints.add(key);
+        if (this.dropResult(rec)) this.removedEndpoints.add(key);
         continue;
       }
       const cidrs = new Set<string>();
@@ -712,11 +719,24 @@ export class PolicyEngine {
       rec.identity = id;
       this.attachPodToIdentity(rec);
       if (old !== 0) this.releasePodIdentity(old);
-      if (old !== id || !this.endpointResults.has(key)) this.identityChanged.add(key);
-      if (!rec.endpoint && this.endpointResults.delete(key)) this.removedEndpoints.add(key);
-      if (rec.endpoint) this.dirtyEndpoints.set(key, rec);
+      if (old !== id || !rec.result) this.identityChanged.add(key);
+      if (!rec.endpoint && this.dropResult(rec)) this.removedEndpoints.add(key);
+      if (rec.endpoint) this.markDirty(rec);
     }
     this.dirtyPods.clear();
+  }
+
+  /** Whether the record had a result (an endpoint the last delta named). */
+  private dropResult(rec: PodRecord): boolean {
+    const had = rec.result !== undefined;
+    rec.result = undefined;
+    return had;
+  }
+
+  private markDirty(rec: PodRecord): void {
+    if (rec.dirty) return;
+    rec.dirty = true;
+    this.dirtyEndpoints.push(rec);
   }
 
   private portsOfPod = new Map<string, Pod['ports']>();
@@ -858,7 +878,7 @@ export class PolicyEngine {
 
   private collect(): PolicyDelta {
     const markEndpoints = (id: number) => {
-      for (const [key, rec] of this.universe.get(id)?.pods ?? []) if (rec.endpoint) this.dirtyEndpoints.set(key, rec);
+      for (const rec of this.universe.get(id)?.pods.values() ?? []) if (rec.endpoint) this.markDirty(rec);
     };
     // Many changed peers: rebuilding is as cheap as patching.
     const patch = this.changedPeers.size <= PATCH_LIMIT;
@@ -905,44 +925,45 @@ export class PolicyEngine {
     this.flushShared.clear();
     const endpoints = new Map<string, EndpointPolicy>();
     const changedPeers = new Map<string, PeerPolicyChange>();
-    const take = (key: string, next: Computed, change: PeerPolicyChange | null | undefined) => {
-      this.endpointResults.set(key, next);
-      endpoints.set(key, next.policy);
-      if (change) changedPeers.set(key, change);
-      this.removedEndpoints.delete(key);
+    const take = (rec: PodRecord, next: Computed, change: PeerPolicyChange | null | undefined) => {
+      rec.result = next;
+      endpoints.set(rec.key, next.policy);
+      if (change) changedPeers.set(rec.key, change);
+      if (this.removedEndpoints.size > 0) this.removedEndpoints.delete(rec.key);
     };
     for (const ident of patchedIds) {
-      for (const [key, rec] of ident.pods) {
-        if (!rec.endpoint || this.dirtyEndpoints.has(key)) continue;
-        const prev = this.endpointResults.get(key);
+      for (const rec of ident.pods.values()) {
+        if (!rec.endpoint || rec.dirty) continue;
+        const prev = rec.result;
         const patched = prev !== undefined ? patchedFrom.get(prev) : undefined;
-        if (patched === undefined) this.dirtyEndpoints.set(key, rec); // not from the cache: recompute
-        else if (patched.change !== null) take(key, patched.next, patched.change);
+        if (patched === undefined) this.markDirty(rec); // not from the cache: recompute
+        else if (patched.change !== null) take(rec, patched.next, patched.change);
       }
     }
-    for (const [key, rec] of this.dirtyEndpoints) {
-      if (!rec.endpoint || rec.identity === 0) continue;
+    for (const rec of this.dirtyEndpoints) {
+      rec.dirty = false;
+      if (!rec.endpoint || rec.identity === 0 || this.pods.get(rec.key) !== rec) continue;
       const next = this.computeFor(rec);
-      const prev = this.endpointResults.get(key);
+      const prev = rec.result;
       const patched = prev !== undefined ? patchedFrom.get(prev) : undefined;
       const fromPrev = patched !== undefined && patched.next === next ? patched : undefined;
       if (fromPrev?.change === null) continue; // patched, and nothing changed
       if (prev && !fromPrev && this.unchanged(prev, next)) {
         // The same entries: hold the cached object, so the next patch finds this endpoint's result.
-        this.endpointResults.set(key, next);
+        rec.result = next;
         continue;
       }
-      take(key, next, fromPrev?.change);
+      take(rec, next, fromPrev?.change);
     }
-    this.dirtyEndpoints.clear();
+    this.dirtyEndpoints.length = 0;
     this.flushShared.clear();
     this.comparisons = new WeakMap();
-    const removedEndpoints = [...this.removedEndpoints].filter((k) => !this.endpointResults.has(k));
+    const removedEndpoints = [...this.removedEndpoints].filter((k) => !this.pods.get(k)?.result);
     this.removedEndpoints.clear();
     const endpointIdentities = new Map<string, number>();
     for (const key of this.identityChanged) {
       const rec = this.pods.get(key);
-      if (rec?.endpoint && rec.identity !== 0 && this.endpointResults.has(key))
+      if (rec?.endpoint && rec.identity !== 0 && rec.result)
         endpointIdentities.set(key, rec.identity);
     }
     this.identityChanged.clear();
