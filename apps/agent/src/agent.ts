@@ -108,6 +108,8 @@ interface AttachState {
 /** One registered attachment and what the datapath was last given for it (none: not attached yet). */
 interface Attachment {
   endpoint: RegisteredEndpoint;
+  /** endpoint.endpointId, here: one object less to read per endpoint of a change. */
+  endpointId: number;
   state?: AttachState;
   /** Set while writeDelta re-attaches it in full (a flag: a Set lookup per endpoint cost more). */
   reattach: boolean;
@@ -526,15 +528,15 @@ export class Agent implements AgentApiHandlers {
     };
     for (const e of attachNow) mark(this.attachments.get(e.attachmentId));
     for (const key of delta.endpointIdentities.keys()) for (const a of this.podIndex.get(key) ?? []) mark(a);
-    // A change can reach thousands of endpoints: one lookup each, by pod.
-    for (const [key, policy] of delta.endpoints) {
+    // A change can reach thousands of endpoints: one lookup each, by pod (forEach: no entry arrays).
+    delta.endpoints.forEach((policy, key) => {
       const attachments = this.podIndex.get(key);
-      if (attachments === undefined) continue;
+      if (attachments === undefined) return;
       const change = delta.changedPeers.get(key);
       for (const a of attachments) {
         if (a.reattach) continue;
         try {
-          dp.updatePolicy(a.endpoint.endpointId, policy, change);
+          dp.updatePolicy(a.endpointId, policy, change);
           if (a.state) {
             a.state.ingressEnforced = policy.ingressEnforced;
             a.state.egressEnforced = policy.egressEnforced;
@@ -543,7 +545,7 @@ export class Agent implements AgentApiHandlers {
           mark(a); // not attached (an earlier attach failed): try the full attach
         }
       }
-    }
+    });
     for (const a of reattach) {
       a.reattach = false;
       if (this.attachments.get(a.endpoint.attachmentId) === a) this.attach(a.endpoint);
@@ -605,9 +607,10 @@ export class Agent implements AgentApiHandlers {
     const have = this.attachments.get(e.attachmentId);
     if (have) {
       have.endpoint = e; // re-registered: same pod (register unindexes on another)
+      have.endpointId = e.endpointId;
       return;
     }
-    const a: Attachment = { endpoint: e, reattach: false };
+    const a: Attachment = { endpoint: e, endpointId: e.endpointId, reattach: false };
     this.attachments.set(e.attachmentId, a);
     const key = podKeyOfRegistration(e.registration);
     const list = this.podIndex.get(key);

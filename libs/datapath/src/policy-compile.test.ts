@@ -112,3 +112,64 @@ describe('compilePolicy', () => {
     }
   });
 });
+
+describe('compilePolicy against the longest-prefix lookup the kernel does', () => {
+  /** What the policy says for one packet: any matching deny wins, then any allow, else no entry. */
+  function intended(entries: PolicyEntry[], pkt: { identity: number; protocol: number; port: number }) {
+    const matches = entries.filter(
+      (e) =>
+        e.identity === pkt.identity &&
+        (e.protocol === IPPROTO.ANY || e.protocol === pkt.protocol) &&
+        ((e.portLow === 0 && e.portHigh === 0) || (pkt.port >= e.portLow && pkt.port <= e.portHigh)),
+    );
+    if (matches.some((e) => e.verdict === 'deny')) return 'deny';
+    return matches.length > 0 ? 'allow' : undefined;
+  }
+
+  /** The LPM trie's answer: the most specific compiled entry of that identity and direction. */
+  function lookup(compiled: ReturnType<typeof compilePolicy>, pkt: { identity: number; protocol: number; port: number }) {
+    let best: { len: number; verdict: string } | undefined;
+    for (const c of compiled) {
+      if (c.identity !== pkt.identity || c.direction !== 'ingress') continue;
+      if (c.protocol !== null && c.protocol !== pkt.protocol) continue;
+      if (c.port && pkt.port >> (16 - c.port.bits) !== c.port.base >> (16 - c.port.bits)) continue;
+      const len = c.protocol === null ? 0 : 8 + (c.port?.bits ?? 0);
+      if (!best || len > best.len) best = { len, verdict: c.verdict };
+    }
+    return best?.verdict;
+  }
+
+  it('gives every packet the verdict the entries intend (random policies, deny wins)', () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const protocols = [IPPROTO.ANY, IPPROTO.TCP, IPPROTO.UDP];
+    for (let round = 0; round < 200; round++) {
+      const entries: PolicyEntry[] = [];
+      for (let i = 0, n = 1 + rnd(8); i < n; i++) {
+        const any = rnd(4) === 0;
+        const low = any ? 0 : 1 + rnd(40);
+        entries.push(
+          entry({
+            identity: 1 + rnd(3),
+            protocol: protocols[rnd(3)]!,
+            portLow: low,
+            portHigh: any ? 0 : low + rnd(12),
+            verdict: rnd(3) === 0 ? 'deny' : 'allow',
+          }),
+        );
+      }
+      const compiled = compilePolicy({ ingressEnforced: true, egressEnforced: true, entries });
+      for (let identity = 1; identity <= 3; identity++)
+        for (const protocol of [IPPROTO.TCP, IPPROTO.UDP])
+          for (let port = 0; port <= 56; port++) {
+            const pkt = { identity, protocol, port };
+            expect(lookup(compiled, pkt), `${JSON.stringify(entries)} ${JSON.stringify(pkt)}`).toBe(
+              intended(entries, pkt),
+            );
+          }
+    }
+  });
+});

@@ -61,22 +61,26 @@ function validate(e: PolicyEntry): void {
     throw new PolicyError(`bad verdict ${String(e.verdict)}`);
 }
 
-function expand(e: PolicyEntry): CompiledPolicyEntry[] {
+/** Calls `out` with each trie entry one policy entry expands to. */
+function expand(e: PolicyEntry, out: (c: CompiledPolicyEntry) => void): void {
   validate(e);
   const anyPort = (e.portLow === 0 && e.portHigh === 0) || (e.portLow === 0 && e.portHigh === 0xffff);
   // A port without a protocol means that port on every protocol that has ports.
-  const protocols: (number | null)[] =
-    e.protocol !== IPPROTO.ANY ? [e.protocol] : anyPort ? [null] : PORT_PROTOCOLS;
-  const ports = anyPort ? [null] : portBlocks(e.portLow, e.portHigh);
-  return protocols.flatMap((protocol) =>
-    ports.map((port) => ({
-      direction: e.direction,
-      identity: e.identity,
-      protocol,
-      port,
-      verdict: e.verdict,
-    })),
-  );
+  const protocols: readonly (number | null)[] =
+    e.protocol !== IPPROTO.ANY ? [e.protocol] : anyPort ? ANY_PROTOCOL : PORT_PROTOCOLS;
+  const ports = anyPort ? ANY_PORT : portBlocks(e.portLow, e.portHigh);
+  for (const protocol of protocols)
+    for (const port of ports)
+      out({ direction: e.direction, identity: e.identity, protocol, port, verdict: e.verdict });
+}
+
+const ANY_PROTOCOL: readonly null[] = [null];
+const ANY_PORT: readonly null[] = [null];
+
+/** keyId without the identity, as a small integer (31 bits): the dedupe key inside one identity. */
+function localKey(c: CompiledPolicyEntry): number {
+  const port = c.port === null ? 0 : (1 << 21) | (c.port.bits << 16) | c.port.base;
+  return ((c.direction === 'ingress' ? 0 : 1) << 30) | ((c.protocol ?? 256) << 21) | port;
 }
 
 function covers(outer: CompiledPolicyEntry, inner: CompiledPolicyEntry): boolean {
@@ -95,18 +99,30 @@ export function keyId(e: CompiledPolicyEntry): string {
 
 /** The trie entries for a policy, deduplicated, deny resolved. Unenforced directions get none. */
 export function compilePolicy(policy: EndpointPolicy): CompiledPolicyEntry[] {
-  const byKey = new Map<string, CompiledPolicyEntry>();
+  // By identity, then localKey: numbers, not keyId strings (an endpoint has hundreds of entries,
+  // a restore compiles ten thousand endpoints).
+  const byKey = new Map<number, Map<number, CompiledPolicyEntry>>();
+  let anyDeny = false;
+  const add = (c: CompiledPolicyEntry) => {
+    let m = byKey.get(c.identity);
+    if (!m) byKey.set(c.identity, (m = new Map()));
+    const k = localKey(c);
+    // A deny replaces an allow of the same key, never the reverse.
+    if (c.verdict === 'deny') {
+      anyDeny = true;
+      m.set(k, c);
+    } else if (!m.has(k)) m.set(k, c);
+  };
   for (const entry of policy.entries) {
     if (entry.direction === 'ingress' ? !policy.ingressEnforced : !policy.egressEnforced) continue;
-    for (const c of expand(entry)) {
-      const prior = byKey.get(keyId(c));
-      if (!prior || c.verdict === 'deny') byKey.set(keyId(c), c);
-    }
+    expand(entry, add);
   }
-  const all = [...byKey.values()];
-  const denies = all.filter((c) => c.verdict === 'deny');
+  const all: CompiledPolicyEntry[] = [];
+  for (const m of byKey.values()) for (const c of m.values()) all.push(c);
+  if (!anyDeny) return all;
+  const denyList = all.filter((c) => c.verdict === 'deny');
   return all.map((c) =>
-    c.verdict === 'allow' && denies.some((d) => covers(d, c)) ? { ...c, verdict: 'deny' } : c,
+    c.verdict === 'allow' && denyList.some((d) => covers(d, c)) ? { ...c, verdict: 'deny' } : c,
   );
 }
 

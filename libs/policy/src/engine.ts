@@ -4,6 +4,7 @@ import {
   protocolNumber,
   type CompiledPart,
   type CompiledPolicy,
+  type CompiledPort,
   type CompiledRule,
   type PolicyWarning,
 } from './compile';
@@ -113,6 +114,15 @@ interface IdentityRecord {
   pods: Map<string, PodRecord>;
   /** `${protocol}/${name}` → port → number of pods of this identity declaring it. */
   namedPorts: Map<string, Map<number, number>>;
+  /** Its endpoints' results (none: recompute). */
+  cache?: PolicyCache;
+}
+
+interface PolicyCache {
+  needsOwnPorts: boolean;
+  partsKey: string;
+  /** By the pods' ports key ('' when no ingress rule names a port). */
+  byPorts: Map<string, Computed>;
 }
 
 interface SelectorEntry {
@@ -187,10 +197,6 @@ export class PolicyEngine {
   private readonly prefixes = new Map<string, PrefixRecord>();
   private readonly ipOwner = new Map<string, string>();
   private readonly ipcacheTable = new Map<string, number>();
-  private readonly policyCache = new Map<
-    number,
-    { needsOwnPorts: boolean; partsKey: string; byPorts: Map<string, Computed> }
-  >();
 
   // pending work (cleared by flush)
   private readonly pendingPolicies = new Map<string, CompiledPolicy | null>();
@@ -639,7 +645,6 @@ export class PolicyEngine {
     this.universe.delete(id);
     this.forgetNamedPorts(rec);
     this.index.remove(id, rec.labels);
-    this.policyCache.delete(id);
   }
 
   // ---- pods ----
@@ -877,15 +882,14 @@ export class PolicyEngine {
   // ---- endpoint policies ----
 
   private collect(): PolicyDelta {
-    const markEndpoints = (id: number) => {
-      for (const rec of this.universe.get(id)?.pods.values() ?? []) if (rec.endpoint) this.markDirty(rec);
+    const recompute = (ident: IdentityRecord | undefined) => {
+      if (!ident) return;
+      ident.cache = undefined;
+      for (const rec of ident.pods.values()) if (rec.endpoint) this.markDirty(rec);
     };
     // Many changed peers: rebuilding is as cheap as patching.
     const patch = this.changedPeers.size <= PATCH_LIMIT;
-    for (const id of this.dirtyIds) {
-      this.policyCache.delete(id);
-      markEndpoints(id);
-    }
+    for (const id of this.dirtyIds) recompute(this.universe.get(id));
     this.flushShared.clear();
     // Each cached result this flush patched -> its successor and what changed (null: nothing).
     // Results of one parts|ports key hold the same entries before the patch as after it, so an
@@ -898,11 +902,10 @@ export class PolicyEngine {
     const patchedIds: IdentityRecord[] = [];
     for (const id of this.patchIds) {
       if (this.dirtyIds.has(id)) continue;
-      const cache = this.policyCache.get(id);
       const ident = this.universe.get(id);
+      const cache = ident?.cache;
       if (!cache || !patch || !ident) {
-        this.policyCache.delete(id);
-        markEndpoints(id);
+        recompute(ident);
         continue;
       }
       for (const [k, old] of cache.byPorts) {
@@ -1010,7 +1013,8 @@ export class PolicyEngine {
   }
 
   private computeFor(rec: PodRecord): Computed {
-    let cache = this.policyCache.get(rec.identity);
+    const ident = this.universe.get(rec.identity)!;
+    let cache = ident.cache;
     if (!cache) {
       const parts = this.partsByIdentity.get(rec.identity) ?? EMPTY_PARTS;
       const needsOwnPorts = [...parts].some((p) =>
@@ -1020,7 +1024,7 @@ export class PolicyEngine {
         .map((p) => this.partId(p))
         .sort((a, b) => a - b)
         .join(',');
-      this.policyCache.set(rec.identity, (cache = { needsOwnPorts, partsKey, byPorts: new Map() }));
+      ident.cache = cache = { needsOwnPorts, partsKey, byPorts: new Map() };
     }
     const k = cache.needsOwnPorts ? rec.portsKey : '';
     let computed = cache.byPorts.get(k);
@@ -1047,6 +1051,14 @@ export class PolicyEngine {
   }
 
   private readonly partIds = new WeakMap<CompiledPart, number>();
+  private readonly namedKeys = new WeakMap<CompiledPort, string>();
+
+  /** `${protocol}/${name}` of a named port, the key of IdentityRecord.namedPorts (built once). */
+  private namedKeyOf(port: CompiledPort): string {
+    let key = this.namedKeys.get(port);
+    if (key === undefined) this.namedKeys.set(port, (key = `${port.protocol}/${port.name}`));
+    return key;
+  }
   private nextPartId = 1;
   private readonly flushShared = new Map<string, Computed>();
 
@@ -1065,10 +1077,21 @@ export class PolicyEngine {
     const fresh = this.build(id, old.ownPorts, peers);
     const added = fresh.policy.entries;
     const entries = old.policy.entries;
+    // Most changes are about one peer: a comparison is cheaper than a set lookup per entry.
+    const only = peers.size === 1 ? peers.values().next().value! : undefined;
+    const droppedAt: number[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const pid = entries[i]!.identity;
+      if (only !== undefined ? pid === only : peers.has(pid)) droppedAt.push(i);
+    }
+    if (sameDropped(entries, droppedAt, added)) return { next: old, change: null };
     // Few entries are added to many: binary-search where each goes among the old ones (same order;
-    // ties are with entries of the changed peers, which are dropped), then one pass builds the result.
-    const at: number[] = [];
+    // ties are with entries of the changed peers, which are dropped), then one pass fills the
+    // result, allocated once at its size (a result is kept: growing it left garbage to copy).
+    const merged = new Array<PolicyEntry>(entries.length - droppedAt.length + added.length);
+    let k = 0;
     let from = 0;
+    let d = 0;
     for (const entry of added) {
       let lo = from;
       let hi = entries.length;
@@ -1077,22 +1100,16 @@ export class PolicyEngine {
         if (compareEntries(entries[mid]!, entry) <= 0) lo = mid + 1;
         else hi = mid;
       }
-      at.push(lo);
-      from = lo;
+      for (; from < lo; from++) {
+        if (droppedAt[d] === from) d++;
+        else merged[k++] = entries[from]!;
+      }
+      merged[k++] = entry;
     }
-    // Most changes are about one peer: a comparison is cheaper than a set lookup per entry.
-    const only = peers.size === 1 ? peers.values().next().value! : undefined;
-    const merged: PolicyEntry[] = [];
-    const dropped: PolicyEntry[] = [];
-    let j = 0;
-    for (let i = 0; i < entries.length; i++) {
-      while (j < added.length && at[j] === i) merged.push(added[j++]!);
-      const e = entries[i]!;
-      if (only !== undefined ? e.identity === only : peers.has(e.identity)) dropped.push(e);
-      else merged.push(e);
+    for (; from < entries.length; from++) {
+      if (droppedAt[d] === from) d++;
+      else merged[k++] = entries[from]!;
     }
-    while (j < added.length) merged.push(added[j++]!);
-    if (sameEntries(dropped, added)) return { next: old, change: null };
     // Same parts, same L7 rules: a restricted build skips rules, so its own l7 may be short.
     const next = { ...fresh, l7: old.l7, policy: { ...fresh.policy, entries: merged } };
     return { next, change: { peers, entries: added } };
@@ -1160,15 +1177,15 @@ export class PolicyEngine {
             }
           } else {
             // Named ports on egress are each destination pod's: resolved per peer identity.
-            const key = `${port.protocol}/${port.name}`;
-            const targets = rule.anyPeer
-              ? [this.namedPortIdentities.get(key) ?? new Set<number>()]
-              : peerSets;
+            const key = this.namedKeyOf(port);
+            const targets = rule.anyPeer ? [this.namedPortIdentities.get(key) ?? EMPTY_IDS] : peerSets;
+            const resolve = (pid: number) => {
+              for (const p of this.universe.get(pid)?.namedPorts.get(key)?.keys() ?? [])
+                addOne(packGroup(rule, port.protocol, p, p), pid);
+            };
             for (const set of targets) {
-              for (const pid of restrict ? [...restrict].filter((x) => set.has(x)) : set) {
-                for (const p of this.universe.get(pid)?.namedPorts.get(key)?.keys() ?? [])
-                  addOne(packGroup(rule, port.protocol, p, p), pid);
-              }
+              if (!restrict) for (const pid of set) resolve(pid);
+              else for (const pid of restrict) if (set.has(pid)) resolve(pid);
             }
           }
         }
@@ -1193,6 +1210,7 @@ export class PolicyEngine {
 }
 
 const ANY_PEER: ReadonlySet<number> = new Set([0]);
+const EMPTY_IDS: ReadonlySet<number> = new Set();
 const PATCH_LIMIT = 256;
 
 /** The order `build` emits: packed group (direction, verdict, protocol, ports), then identity. */
@@ -1237,22 +1255,28 @@ function samePolicy(a: EndpointPolicy, b: EndpointPolicy): boolean {
   );
 }
 
+/** Whether entries[at[0]], entries[at[1]], ... are the same entries as `b`. */
+function sameDropped(entries: readonly PolicyEntry[], at: readonly number[], b: readonly PolicyEntry[]): boolean {
+  if (at.length !== b.length) return false;
+  for (let i = 0; i < at.length; i++) if (!sameEntry(entries[at[i]!]!, b[i]!)) return false;
+  return true;
+}
+
 function sameEntries(a: readonly PolicyEntry[], b: readonly PolicyEntry[]): boolean {
   if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (
-      x.identity !== y.identity ||
-      x.protocol !== y.protocol ||
-      x.portLow !== y.portLow ||
-      x.portHigh !== y.portHigh ||
-      x.direction !== y.direction ||
-      x.verdict !== y.verdict
-    )
-      return false;
-  }
+  for (let i = 0; i < a.length; i++) if (!sameEntry(a[i]!, b[i]!)) return false;
   return true;
+}
+
+function sameEntry(x: PolicyEntry, y: PolicyEntry): boolean {
+  return (
+    x.identity === y.identity &&
+    x.protocol === y.protocol &&
+    x.portLow === y.portLow &&
+    x.portHigh === y.portHigh &&
+    x.direction === y.direction &&
+    x.verdict === y.verdict
+  );
 }
 
 function emptyDelta(): PolicyDelta {
