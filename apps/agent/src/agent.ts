@@ -127,7 +127,6 @@ export class Agent implements AgentApiHandlers {
   private readonly startedAt = Date.now();
   /** Source pods by `ns/name`; `deleted`: gone from the source but an attachment still uses it. */
   private readonly sourcePods = new Map<string, { pod: Pod; deleted: boolean }>();
-  /** Attachment ids by pod key. */
   /** Pod key → its attachments (the same objects as in `attachments`): a change names pods. */
   private readonly podIndex = new Map<string, Attachment[]>();
   private readonly attachments = new Map<string, Attachment>();
@@ -604,15 +603,16 @@ export class Agent implements AgentApiHandlers {
   }
 
   private index(e: RegisteredEndpoint): void {
+    const key = podKeyOfRegistration(e.registration);
     const have = this.attachments.get(e.attachmentId);
-    if (have) {
-      have.endpoint = e; // re-registered: same pod (register unindexes on another)
+    if (have && podKeyOfRegistration(have.endpoint.registration) === key) {
+      have.endpoint = e; // re-registered for the same pod
       have.endpointId = e.endpointId;
       return;
     }
+    if (have) this.unindex(have.endpoint); // now another pod's
     const a: Attachment = { endpoint: e, endpointId: e.endpointId, reattach: false };
     this.attachments.set(e.attachmentId, a);
-    const key = podKeyOfRegistration(e.registration);
     const list = this.podIndex.get(key);
     if (list) list.push(a);
     else this.podIndex.set(key, [a]);

@@ -122,7 +122,13 @@ interface PolicyCache {
   needsOwnPorts: boolean;
   partsKey: string;
   /** By the pods' ports key ('' when no ingress rule names a port). */
-  byPorts: Map<string, Computed>;
+  byPorts: Map<string, CachedResult>;
+}
+
+interface CachedResult {
+  computed: Computed;
+  /** `${partsKey}|${portsKey}`: identities with the same one share results within a flush. */
+  shared: string;
 }
 
 interface SelectorEntry {
@@ -895,7 +901,7 @@ export class PolicyEngine {
     // Results of one parts|ports key hold the same entries before the patch as after it, so an
     // identity that takes the result patched for another one learns the same change.
     const patchedFrom = new Map<Computed, PatchedResult>();
-    const sharedChanges = new Map<string, PeerPolicyChange | null>();
+    const sharedPatches = new Map<string, PatchedResult>();
     const peers: ReadonlySet<number> = new Set(this.changedPeers);
     // Identities whose every cached result was patched: their endpoints move to the successors
     // below without being recomputed (a change can reach thousands of them).
@@ -908,17 +914,16 @@ export class PolicyEngine {
         recompute(ident);
         continue;
       }
-      for (const [k, old] of cache.byPorts) {
-        const shared = `${cache.partsKey}|${k}`;
-        let next = this.flushShared.get(shared);
-        if (!next) {
-          const patched = this.patch(id, old, peers);
-          next = patched.next;
-          this.flushShared.set(shared, next);
-          sharedChanges.set(shared, patched.change);
+      for (const slot of cache.byPorts.values()) {
+        const old = slot.computed;
+        let patched = sharedPatches.get(slot.shared);
+        if (!patched) {
+          patched = this.patch(id, old, peers);
+          sharedPatches.set(slot.shared, patched);
+          this.flushShared.set(slot.shared, patched.next);
         }
-        if (next !== old) patchedFrom.set(old, { next, change: sharedChanges.get(shared)! });
-        cache.byPorts.set(k, next);
+        if (patched.next !== old) patchedFrom.set(old, patched);
+        slot.computed = patched.next;
       }
       patchedIds.push(ident);
     }
@@ -1027,15 +1032,15 @@ export class PolicyEngine {
       ident.cache = cache = { needsOwnPorts, partsKey, byPorts: new Map() };
     }
     const k = cache.needsOwnPorts ? rec.portsKey : '';
-    let computed = cache.byPorts.get(k);
-    if (!computed) {
+    let slot = cache.byPorts.get(k);
+    if (!slot) {
       // Identities selected by the same policies get the same entries: build once per flush.
       const shared = `${cache.partsKey}|${k}`;
-      computed = this.flushShared.get(shared);
+      let computed = this.flushShared.get(shared);
       if (!computed) this.flushShared.set(shared, (computed = this.build(rec.identity, rec.pod.ports)));
-      cache.byPorts.set(k, computed);
+      cache.byPorts.set(k, (slot = { computed, shared }));
     }
-    return computed;
+    return slot.computed;
   }
 
   /** Endpoints of one identity share results: compare each pair of results once per flush. */
