@@ -8,7 +8,7 @@
  * Costs a few minutes under software emulation; opt out with WEFT_SKIP_VM=1. Skips, saying why,
  * when the host kernel has SCTP (the cases then run directly) or the VM cannot run here.
  */
-import { privileged, runVitestInVm, vmRunnerAvailable, logVmVitest, vmTestsOf } from '@weft/testkit';
+import { logVmVitest, privileged, requireVm, runVitestInVm, vmTestsOf } from '@weft/testkit';
 import { describe, expect, it } from 'vitest';
 import { sctpSupport } from './testing/pod-network';
 
@@ -33,12 +33,7 @@ describe('network policy e2e, SCTP rows, in the test VM', () => {
         console.log('SKIPPED: this kernel has SCTP: the SCTP rows run directly in netpol.e2e, not in the VM');
         ctx.skip();
       }
-      const vm = vmRunnerAvailable();
-      if (!vm.ok) {
-        console.log(`SKIPPED: ${vm.reason}`);
-        ctx.skip(vm.reason);
-        return;
-      }
+      requireVm(ctx);
       const r = await runVitestInVm([FILE], {
         testNamePattern: CASES.map(escape).join('|'), // no other case has these words in its name
         timeoutMs: VM_TIMEOUT_MS,

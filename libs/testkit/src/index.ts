@@ -1,5 +1,6 @@
 export { privileged, requireCommands, requireKernelFeature, type SkipContext } from './privileged';
 export { kernelHasLinkKind } from './privileged';
+export { NetnsLineHelper, type HelperAnswer } from './netns-helper';
 export { ScratchNetns, scratchName } from './scratch-netns';
 export {
   parseVitestInVm,

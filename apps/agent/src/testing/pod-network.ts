@@ -7,12 +7,12 @@
  * would run on a node. Each pod runs pod-helper.mjs (servers and probes). Nothing touches the
  * real root namespace; destroy() removes every namespace (links go with them).
  */
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { EndpointRegistration } from '@weft/agent-api';
+import { NetnsLineHelper, type HelperAnswer } from '@weft/testkit';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
 const quiet = (cmd: string, args: string[]) => {
@@ -23,13 +23,7 @@ const quiet = (cmd: string, args: string[]) => {
   }
 };
 
-export interface ProbeResult {
-  ok: boolean;
-  data?: string;
-  error?: string;
-  bytes?: number;
-  closed?: boolean;
-}
+export type ProbeResult = HelperAnswer;
 
 export interface PodServers {
   tcp?: number[];
@@ -38,54 +32,14 @@ export interface PodServers {
   stream?: number;
 }
 
-/** A process in a pod's netns that answers JSON-line requests by id (pod-helper.mjs, sctp-helper.py). */
-class LineHelper {
-  private nextId = 1;
-  private readonly waiting = new Map<number, (r: ProbeResult) => void>();
-
-  private constructor(private readonly proc: ChildProcessWithoutNullStreams) {}
-
-  static async start(label: string, netns: string, command: string[]): Promise<LineHelper> {
-    const proc = spawn('ip', ['netns', 'exec', netns, ...command]);
-    const helper = new LineHelper(proc);
-    proc.stderr.on('data', (d: Buffer) => process.stderr.write(`[${label}] ${d}`));
-    const lines = createInterface({ input: proc.stdout });
-    await new Promise<void>((resolve, reject) => {
-      proc.once('exit', (code) => reject(new Error(`${label} exited (${code})`)));
-      lines.on('line', (line) => {
-        const msg = JSON.parse(line) as ProbeResult & { id?: number; ready?: boolean };
-        if (msg.ready) return resolve();
-        const w = msg.id !== undefined ? helper.waiting.get(msg.id) : undefined;
-        if (w) {
-          helper.waiting.delete(msg.id!);
-          w(msg);
-        }
-      });
-    });
-    return helper;
-  }
-
-  request(req: Record<string, unknown>): Promise<ProbeResult> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      this.proc.stdin.write(JSON.stringify({ id, ...req }) + '\n');
-    });
-  }
-
-  kill(): void {
-    this.proc.kill('SIGKILL');
-  }
-}
-
 export class NetPod {
   readonly netnsPath: string;
   readonly hostIf: string;
   hostIfindex = 0;
   mac = '';
   readonly containerId: string;
-  private helper?: LineHelper;
-  private sctpHelper?: LineHelper;
+  private helper?: NetnsLineHelper;
+  private sctpHelper?: NetnsLineHelper;
 
   constructor(
     /** `namespace/name` */
@@ -109,7 +63,7 @@ export class NetPod {
   }
 
   async start(servers: PodServers = { tcp: [80, 81], udp: [80, 81] }): Promise<void> {
-    this.helper = await LineHelper.start(`pod ${this.key}`, this.netns, [
+    this.helper = await NetnsLineHelper.start(`pod ${this.key}`, this.netns, [
       process.execPath,
       join(__dirname, 'pod-helper.mjs'),
       this.key,
@@ -146,7 +100,7 @@ export class NetPod {
 
   /** SCTP servers and probes (python3: Node has no SCTP); only where sctpSupport() says ok. */
   async startSctp(ports: number[]): Promise<void> {
-    this.sctpHelper = await LineHelper.start(`sctp ${this.key}`, this.netns, [
+    this.sctpHelper = await NetnsLineHelper.start(`sctp ${this.key}`, this.netns, [
       'python3',
       join(__dirname, 'sctp-helper.py'),
       this.key,

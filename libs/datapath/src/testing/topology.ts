@@ -4,10 +4,10 @@
  * a /32 and /128, default routes via 169.254.1.1 / fe80::1 with permanent neighbours; router side
  * with host routes back). Nothing touches the real root namespace.
  */
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { NetnsLineHelper } from '@weft/testkit';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
 const quiet = (cmd: string, args: string[]) => {
@@ -30,9 +30,7 @@ export class TestPod {
   readonly netnsPath: string;
   mac = '';
   hostIfindex = 0;
-  private helper?: ChildProcessWithoutNullStreams;
-  private nextId = 1;
-  private readonly waiting = new Map<number, (r: ProbeResult) => void>();
+  private helper?: NetnsLineHelper;
 
   constructor(
     readonly label: string,
@@ -51,37 +49,15 @@ export class TestPod {
 
   /** Starts the pod's servers and probe runner (node, inside the netns). */
   async start(): Promise<void> {
-    const helper = spawn('ip', [
-      'netns',
-      'exec',
-      this.netns,
+    this.helper = await NetnsLineHelper.start(`pod helper ${this.label}`, this.netns, [
       process.execPath,
       join(__dirname, 'pod-helper.mjs'),
       this.label,
     ]);
-    this.helper = helper;
-    const lines = createInterface({ input: helper.stdout });
-    const ready = new Promise<void>((resolve, reject) => {
-      helper.once('exit', (code) => reject(new Error(`pod helper ${this.label} exited (${code})`)));
-      lines.on('line', (line) => {
-        const msg = JSON.parse(line) as ProbeResult & { id?: number; ready?: boolean };
-        if (msg.ready) return resolve();
-        const w = msg.id !== undefined ? this.waiting.get(msg.id) : undefined;
-        if (w) {
-          this.waiting.delete(msg.id!);
-          w(msg);
-        }
-      });
-    });
-    await ready;
   }
 
   probe(op: 'tcp' | 'udp', host: string, port: number, timeoutMs = 500): Promise<ProbeResult> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      this.helper!.stdin.write(JSON.stringify({ id, op, host, port, timeoutMs }) + '\n');
-    });
+    return this.helper!.request({ op, host, port, timeoutMs });
   }
 
   tcp(to: TestPod, port: number, family: 4 | 6 = 4): Promise<ProbeResult> {
@@ -102,7 +78,7 @@ export class TestPod {
   }
 
   stop(): void {
-    this.helper?.kill('SIGKILL');
+    this.helper?.kill();
   }
 }
 

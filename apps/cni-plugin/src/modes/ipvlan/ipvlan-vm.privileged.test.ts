@@ -11,14 +11,7 @@
  * when the host kernel has ipvlan (the tests then run directly) or the VM cannot run here.
  */
 import { existsSync } from 'node:fs';
-import {
-  logVmVitest,
-  privileged,
-  runVitestInVm,
-  vmRunnerAvailable,
-  vmTestsOf,
-  type VmVitestResult,
-} from '@weft/testkit';
+import { logVmVitest, privileged, requireVm, runVitestInVm, vmTestsOf, type VmVitestResult } from '@weft/testkit';
 import { describe, expect, it } from 'vitest';
 import { kernelHasIpvlan, WEFT_CNI } from './ipvlan-testbed';
 
@@ -48,12 +41,7 @@ describe('weft-cni ipvlan mode in the test VM', () => {
         console.log('SKIPPED: this kernel has ipvlan: the IPvlan tests run directly, not in the VM');
         ctx.skip();
       }
-      const vm = vmRunnerAvailable();
-      if (!vm.ok) {
-        console.log(`SKIPPED: ${vm.reason}`);
-        ctx.skip(vm.reason);
-        return;
-      }
+      requireVm(ctx);
       if (!existsSync(WEFT_CNI))
         throw new Error(`${WEFT_CNI} is missing: build dist/bin first (the VM runs the shipped binary)`);
       const r: VmVitestResult = await runVitestInVm(FILES, {
