@@ -159,6 +159,13 @@ interface Computed {
   /** The container ports named ingress ports were resolved against. */
   ownPorts: Pod['ports'];
   l7: boolean;
+  /**
+   * The entries' runs of one packed group (direction, verdict, protocol, ports), ascending, and
+   * where each starts (one more: the end): a patch binary-searches a peer's entries in each run
+   * instead of reading every entry (each a separate object, so a cache miss on a large heap).
+   */
+  groupKeys: number[];
+  groupStarts: number[];
 }
 
 const EMPTY_PARTS: ReadonlySet<CompiledPart> = new Set();
@@ -1082,41 +1089,93 @@ export class PolicyEngine {
     const fresh = this.build(id, old.ownPorts, peers);
     const added = fresh.policy.entries;
     const entries = old.policy.entries;
-    // Most changes are about one peer: a comparison is cheaper than a set lookup per entry.
-    const only = peers.size === 1 ? peers.values().next().value! : undefined;
+    const keys = old.groupKeys;
+    const starts = old.groupStarts;
+    // The changed peers' entries: per group, by binary search on the identity (a few peers), or
+    // one scan (many).
     const droppedAt: number[] = [];
-    for (let i = 0; i < entries.length; i++) {
-      const pid = entries[i]!.identity;
-      if (only !== undefined ? pid === only : peers.has(pid)) droppedAt.push(i);
+    const droppedPerGroup = new Array<number>(keys.length).fill(0);
+    if (peers.size <= 4) {
+      const ids = [...peers].sort((a, b) => a - b);
+      for (let g = 0; g < keys.length; g++) {
+        let lo = starts[g]!;
+        const end = starts[g + 1]!;
+        for (const pid of ids) {
+          let hi = end;
+          while (lo < hi) {
+            const mid = (lo + hi) >>> 1;
+            if (entries[mid]!.identity < pid) lo = mid + 1;
+            else hi = mid;
+          }
+          if (lo < end && entries[lo]!.identity === pid) {
+            droppedAt.push(lo++);
+            droppedPerGroup[g]!++;
+          }
+        }
+      }
+    } else {
+      let g = 0;
+      for (let i = 0; i < entries.length; i++) {
+        while (i >= starts[g + 1]!) g++;
+        if (peers.has(entries[i]!.identity)) {
+          droppedAt.push(i);
+          droppedPerGroup[g]!++;
+        }
+      }
     }
     if (sameDropped(entries, droppedAt, added)) return { next: old, change: null };
-    // Few entries are added to many: binary-search where each goes among the old ones (same order;
-    // ties are with entries of the changed peers, which are dropped), then one pass fills the
-    // result, allocated once at its size (a result is kept: growing it left garbage to copy).
+    // Where each added entry goes (same order; ties are with dropped entries), then one pass fills
+    // the result, allocated once at its size (a result is kept: growing it left garbage to copy).
     const merged = new Array<PolicyEntry>(entries.length - droppedAt.length + added.length);
+    const groupKeys: number[] = [];
+    const groupStarts: number[] = [];
     let k = 0;
     let from = 0;
     let d = 0;
-    for (const entry of added) {
-      let lo = from;
-      let hi = entries.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (compareEntries(entries[mid]!, entry) <= 0) lo = mid + 1;
-        else hi = mid;
-      }
-      for (; from < lo; from++) {
+    let g = 0; // the old group being copied
+    const copyTo = (to: number) => {
+      for (; from < to; from++) {
         if (droppedAt[d] === from) d++;
         else merged[k++] = entries[from]!;
       }
-      merged[k++] = entry;
+    };
+    /** Copies the old groups before `key` (each started in the result if it keeps an entry). */
+    const copyGroupsBefore = (key: number) => {
+      for (; g < keys.length && keys[g]! < key; g++) {
+        if (starts[g + 1]! - starts[g]! - droppedPerGroup[g]! === 0) {
+          copyTo(starts[g + 1]!);
+          continue;
+        }
+        groupKeys.push(keys[g]!);
+        groupStarts.push(k);
+        copyTo(starts[g + 1]!);
+      }
+    };
+    for (let f = 0; f < fresh.groupKeys.length; f++) {
+      const key = fresh.groupKeys[f]!;
+      copyGroupsBefore(key);
+      groupKeys.push(key);
+      groupStarts.push(k);
+      const same = g < keys.length && keys[g] === key;
+      const end = same ? starts[g + 1]! : from;
+      for (let a = fresh.groupStarts[f]!; a < fresh.groupStarts[f + 1]!; a++) {
+        const entry = added[a]!;
+        let lo = from;
+        let hi = end;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (entries[mid]!.identity <= entry.identity) lo = mid + 1;
+          else hi = mid;
+        }
+        copyTo(lo);
+        merged[k++] = entry;
+      }
+      if (same) copyTo(starts[++g]!);
     }
-    for (; from < entries.length; from++) {
-      if (droppedAt[d] === from) d++;
-      else merged[k++] = entries[from]!;
-    }
+    copyGroupsBefore(Infinity);
+    groupStarts.push(k);
     // Same parts, same L7 rules: a restricted build skips rules, so its own l7 may be short.
-    const next = { ...fresh, l7: old.l7, policy: { ...fresh.policy, entries: merged } };
+    const next = { ...fresh, l7: old.l7, policy: { ...fresh.policy, entries: merged }, groupKeys, groupStarts };
     return { next, change: { peers, entries: added } };
   }
 
@@ -1197,8 +1256,13 @@ export class PolicyEngine {
       }
     }
     const entries: PolicyEntry[] = [];
+    const groupKeys: number[] = [];
+    const groupStarts: number[] = [];
     for (const g of [...groups.keys()].sort((a, b) => a - b)) {
       const ids = [...groups.get(g)!].sort((a, b) => a - b);
+      if (ids.length === 0) continue;
+      groupKeys.push(g);
+      groupStarts.push(entries.length);
       const e = unpackGroup(g);
       for (const identity of ids)
         entries.push({
@@ -1210,7 +1274,8 @@ export class PolicyEngine {
           verdict: e.verdict,
         });
     }
-    return { policy: { ingressEnforced, egressEnforced, entries }, ownPorts, l7 };
+    groupStarts.push(entries.length);
+    return { policy: { ingressEnforced, egressEnforced, entries }, ownPorts, l7, groupKeys, groupStarts };
   }
 }
 
@@ -1218,12 +1283,6 @@ const ANY_PEER: ReadonlySet<number> = new Set([0]);
 const EMPTY_IDS: ReadonlySet<number> = new Set();
 const PATCH_LIMIT = 256;
 
-/** The order `build` emits: packed group (direction, verdict, protocol, ports), then identity. */
-function compareEntries(a: PolicyEntry, b: PolicyEntry): number {
-  const ga = packGroup(a, a.protocol, a.portLow, a.portHigh);
-  const gb = packGroup(b, b.protocol, b.portLow, b.portHigh);
-  return ga - gb || a.identity - b.identity;
-}
 const PORT_SPAN = 65536;
 
 /** (direction, verdict, protocol, portLow, portHigh) in one number below 2^42; sorts ingress, deny first. */
