@@ -1063,14 +1063,6 @@ export class PolicyEngine {
   }
 
   private readonly partIds = new WeakMap<CompiledPart, number>();
-  private readonly namedKeys = new WeakMap<CompiledPort, string>();
-
-  /** `${protocol}/${name}` of a named port, the key of IdentityRecord.namedPorts (built once). */
-  private namedKeyOf(port: CompiledPort): string {
-    let key = this.namedKeys.get(port);
-    if (key === undefined) this.namedKeys.set(port, (key = `${port.protocol}/${port.name}`));
-    return key;
-  }
   private nextPartId = 1;
   private readonly flushShared = new Map<string, Computed>();
 
@@ -1078,6 +1070,15 @@ export class PolicyEngine {
     let id = this.partIds.get(part);
     if (id === undefined) this.partIds.set(part, (id = this.nextPartId++));
     return id;
+  }
+
+  private readonly namedKeys = new WeakMap<CompiledPort, string>();
+
+  /** `${protocol}/${name}` of a named port, the key of IdentityRecord.namedPorts (built once). */
+  private namedKeyOf(port: CompiledPort): string {
+    let key = this.namedKeys.get(port);
+    if (key === undefined) this.namedKeys.set(port, (key = `${port.protocol}/${port.name}`));
+    return key;
   }
 
   /** Redoes only the entries whose peer is in `peers`; the rest of `old` is kept. */
