@@ -117,7 +117,8 @@ export class Agent implements AgentApiHandlers {
   readonly registry: EndpointRegistry;
   readonly metrics: AgentMetrics;
   readonly events: EventsHub;
-  private engine!: PolicyEngine;
+  /** Bound to each pod key: its attachments (the podIndex list), handed back with every delta. */
+  private engine!: PolicyEngine<Attachment[]>;
   private readonly log: Logger;
   private readonly agentDir: string;
   private readonly identitiesFile: string;
@@ -125,7 +126,10 @@ export class Agent implements AgentApiHandlers {
   private readonly startedAt = Date.now();
   /** Source pods by `ns/name`; `deleted`: gone from the source but an attachment still uses it. */
   private readonly sourcePods = new Map<string, { pod: Pod; deleted: boolean }>();
-  /** Pod key → its attachments (the same objects as in `attachments`): a change names pods. */
+  /**
+   * Pod key → its attachments (the same objects as in `attachments`): a change names pods. Each
+   * list is bound to its key in the engine and edited in place, so deltas hand it back.
+   */
   private readonly podIndex = new Map<string, Attachment[]>();
   private readonly attachments = new Map<string, Attachment>();
   private preSync: SourceChange[] = [];
@@ -187,7 +191,6 @@ export class Agent implements AgentApiHandlers {
     const restored = this.registry.load();
     for (const bad of this.registry.unreadable)
       this.log.error(bad, 'endpoint record unreadable; ignored (left on disk)');
-    for (const e of restored) this.index(e);
     let identities: PersistedIdentity[] = [];
     try {
       identities = readJson<PersistedIdentity[]>(this.identitiesFile) ?? [];
@@ -199,6 +202,7 @@ export class Agent implements AgentApiHandlers {
       identities,
       identityReleaseDelayMs: this.options.identityReleaseDelayMs ?? 60_000,
     });
+    for (const e of restored) this.index(e);
     this.log.info(
       { endpoints: restored.length, identities: identities.length, node: this.options.nodeName },
       'state loaded',
@@ -513,7 +517,7 @@ export class Agent implements AgentApiHandlers {
     this.identityReleaseTimer = { at: due, timer };
   }
 
-  private writeDelta(delta: PolicyDelta, attachNow: RegisteredEndpoint[]): void {
+  private writeDelta(delta: PolicyDelta<Attachment[]>, attachNow: RegisteredEndpoint[]): void {
     const dp = this.options.datapath;
     // New identities first, so the policies written next resolve their peers; removals last.
     if (delta.ipcache.upserted.length > 0) dp.upsertIpcache(delta.ipcache.upserted);
@@ -525,11 +529,9 @@ export class Agent implements AgentApiHandlers {
     };
     for (const e of attachNow) mark(this.attachments.get(e.attachmentId));
     for (const key of delta.endpointIdentities.keys()) for (const a of this.podIndex.get(key) ?? []) mark(a);
-    // A change can reach thousands of endpoints: one lookup each, by pod (forEach: no entry arrays).
-    delta.endpoints.forEach((policy, key) => {
-      const attachments = this.podIndex.get(key);
+    // A change can reach thousands of endpoints: the engine hands back each one's attachments.
+    delta.forEachEndpoint((policy, change, attachments) => {
       if (attachments === undefined) return;
-      const change = delta.changedPeers.get(key);
       for (const a of attachments) {
         if (a.reattach) continue;
         try {
@@ -612,17 +614,23 @@ export class Agent implements AgentApiHandlers {
     this.attachments.set(e.attachmentId, a);
     const list = this.podIndex.get(key);
     if (list) list.push(a);
-    else this.podIndex.set(key, [a]);
+    else {
+      const fresh = [a];
+      this.podIndex.set(key, fresh);
+      this.engine.bindEndpoint(key, fresh);
+    }
   }
 
   private unindex(e: RegisteredEndpoint): string {
     const key = podKeyOfRegistration(e.registration);
     const a = this.attachments.get(e.attachmentId);
     this.attachments.delete(e.attachmentId);
-    const list = (this.podIndex.get(key) ?? []).filter((x) => x !== a);
-    if (list.length > 0) this.podIndex.set(key, list);
-    else {
+    const list = this.podIndex.get(key) ?? [];
+    const at = a === undefined ? -1 : list.indexOf(a);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length === 0) {
       this.podIndex.delete(key);
+      this.engine.bindEndpoint(key, undefined);
       if (this.sourcePods.get(key)?.deleted) this.sourcePods.delete(key);
     }
     return key;

@@ -27,9 +27,9 @@ import { LabelIndex, type Selector } from './selector';
 import { traceFlow, type TraceResult, type TraceView } from './trace';
 
 /** What one change did: the endpoints whose policy changed and the ipcache edits. */
-export interface PolicyDelta {
+export interface PolicyDelta<Handle = unknown> {
   /** New or changed endpoint policies by `namespace/name` (shared, treat as read-only). */
-  endpoints: Map<string, EndpointPolicy>;
+  readonly endpoints: Map<string, EndpointPolicy>;
   /** Endpoints that are gone. */
   removedEndpoints: string[];
   /**
@@ -37,12 +37,24 @@ export interface PolicyDelta {
    * enforcement, every other entry the same), so a writer may rewrite only those. An endpoint not
    * listed needs its whole policy compared.
    */
-  changedPeers: Map<string, PeerPolicyChange>;
+  readonly changedPeers: Map<string, PeerPolicyChange>;
+  /**
+   * Every endpoint of `endpoints` with its policy, its entry of `changedPeers` and the handle bound
+   * to it (`bindEndpoint`): a writer's loop over thousands of endpoints without a lookup of its own.
+   */
+  forEachEndpoint(fn: EndpointVisitor<Handle>): void;
   /** New endpoints and endpoints whose own identity changed (for the endpoints map). */
   endpointIdentities: Map<string, number>;
   ipcache: { upserted: IpcacheEntry[]; removed: string[] };
   identities: { added: number[]; removed: number[] };
 }
+
+export type EndpointVisitor<Handle> = (
+  policy: EndpointPolicy,
+  change: PeerPolicyChange | undefined,
+  handle: Handle | undefined,
+  key: string,
+) => void;
 
 export interface PolicyEngineOptions {
   /** Only pods on this node are endpoints (all pods still get identities and ipcache entries). */
@@ -105,6 +117,8 @@ interface PodRecord {
   result?: Computed;
   /** In dirtyEndpoints this flush. */
   dirty: boolean;
+  /** What the caller bound to this endpoint (bindEndpoint). */
+  handle: unknown;
 }
 
 interface IdentityRecord {
@@ -138,6 +152,13 @@ interface SelectorEntry {
   fresh: boolean;
   subjectOf: Set<CompiledPart>;
   peerOf: Set<CompiledPart>;
+}
+
+/** A live part's selector entries, held so that builds and marks look nothing up by key. */
+interface PartSelectors {
+  subject: SelectorEntry;
+  /** Per rule of the part, its peers' entries in order. */
+  peers: SelectorEntry[][];
 }
 
 interface PrefixRecord {
@@ -183,7 +204,7 @@ function portsKeyOf(pod: Pod): string {
  * ipcache out, recomputed incrementally. Every mutation returns the delta it caused; `transaction`
  * batches mutations into one recomputation (what a bulk load or a resync should use).
  */
-export class PolicyEngine {
+export class PolicyEngine<Handle = unknown> {
   private readonly nodeName: string | undefined;
   private readonly allocator: IdentityAllocator;
   private readonly identityReleaseDelayMs: number;
@@ -202,6 +223,8 @@ export class PolicyEngine {
   private readonly index = new LabelIndex();
   private readonly selectors = new Map<string, SelectorEntry>();
   private readonly partsByIdentity = new Map<number, Set<CompiledPart>>();
+  /** Each live part's entries (a part holds a reference on each, so they stay the same objects). */
+  private readonly partSelectors = new Map<CompiledPart, PartSelectors>();
   /** Parts with egress rules on named ports, by the peer selector those rules name... */
   private readonly namedEgressByPeer = new Map<string, Set<CompiledPart>>();
   /** ...and those whose named-port egress rules allow any peer. */
@@ -230,6 +253,7 @@ export class PolicyEngine {
   private readonly dirtyEndpoints: PodRecord[] = [];
   private readonly removedEndpoints = new Set<string>();
   private readonly identityChanged = new Set<string>();
+  private readonly handles = new Map<string, Handle>();
   private depth = 0;
 
   constructor(options: PolicyEngineOptions = {}) {
@@ -243,33 +267,33 @@ export class PolicyEngine {
 
   // ------------------------------------------------------------------ public mutations
 
-  upsertNamespace(ns: Namespace): PolicyDelta {
+  upsertNamespace(ns: Namespace): PolicyDelta<Handle> {
     return this.run((w) => w.upsertNamespace(ns));
   }
 
-  deleteNamespace(name: string): PolicyDelta {
+  deleteNamespace(name: string): PolicyDelta<Handle> {
     return this.run((w) => w.deleteNamespace(name));
   }
 
-  upsertPod(pod: Pod): PolicyDelta {
+  upsertPod(pod: Pod): PolicyDelta<Handle> {
     return this.run((w) => w.upsertPod(pod));
   }
 
-  deletePod(namespace: string, name: string): PolicyDelta {
+  deletePod(namespace: string, name: string): PolicyDelta<Handle> {
     return this.run((w) => w.deletePod(namespace, name));
   }
 
-  upsertPolicy(policy: AnyPolicy): PolicyDelta {
+  upsertPolicy(policy: AnyPolicy): PolicyDelta<Handle> {
     return this.run((w) => w.upsertPolicy(policy));
   }
 
   /** `key` as `policyKey()` makes it: `NetworkPolicy/ns/name`, `CiliumClusterwideNetworkPolicy/name`, ... */
-  deletePolicy(key: string): PolicyDelta {
+  deletePolicy(key: string): PolicyDelta<Handle> {
     return this.run((w) => w.deletePolicy(key));
   }
 
   /** Lingering identities (identityReleaseDelayMs) whose delay has passed go; see PolicyWriter. */
-  releaseExpiredIdentities(now?: number): PolicyDelta {
+  releaseExpiredIdentities(now?: number): PolicyDelta<Handle> {
     return this.run((w) => w.releaseExpiredIdentities(now));
   }
 
@@ -281,18 +305,29 @@ export class PolicyEngine {
   }
 
   /** Several mutations, one recomputation; returns the combined delta. */
-  transaction(fn: (writer: PolicyWriter) => void): PolicyDelta {
+  /**
+   * Binds the caller's object to an endpoint by `namespace/name` (undefined: unbinds), before or
+   * after the pod is known; every delta's `forEachEndpoint` hands it back with the endpoint.
+   */
+  bindEndpoint(key: string, handle: Handle | undefined): void {
+    if (handle === undefined) this.handles.delete(key);
+    else this.handles.set(key, handle);
+    const rec = this.pods.get(key);
+    if (rec) rec.handle = handle;
+  }
+
+  transaction(fn: (writer: PolicyWriter) => void): PolicyDelta<Handle> {
     return this.run(fn);
   }
 
-  private run(fn: (writer: PolicyWriter) => void): PolicyDelta {
+  private run(fn: (writer: PolicyWriter) => void): PolicyDelta<Handle> {
     this.depth++;
     try {
       fn(this.writer);
     } finally {
       this.depth--;
     }
-    return this.depth === 0 ? this.flush() : emptyDelta();
+    return this.depth === 0 ? this.flush() : new CollectedDelta<Handle>();
   }
 
   private readonly writer: PolicyWriter = {
@@ -455,7 +490,7 @@ export class PolicyEngine {
 
   // ------------------------------------------------------------------ recomputation
 
-  private flush(): PolicyDelta {
+  private flush(): PolicyDelta<Handle> {
     this.applyPolicies();
     this.applyPods();
     this.applyPrefixes();
@@ -499,9 +534,13 @@ export class PolicyEngine {
   }
 
   private addPart(part: CompiledPart): void {
-    this.entryFor(part.subject).subjectOf.add(part);
+    const subject = this.entryFor(part.subject);
+    subject.subjectOf.add(part);
+    const peers: SelectorEntry[][] = [];
     for (const rule of part.rules) {
-      for (const peer of rule.peers) this.entryFor(peer.selector).peerOf.add(part);
+      const entries = rule.peers.map((peer) => this.entryFor(peer.selector));
+      for (const entry of entries) entry.peerOf.add(part);
+      peers.push(entries);
       if (rule.direction !== 'egress' || !rule.ports?.some((p) => p.name !== undefined)) continue;
       if (rule.anyPeer) this.namedEgressAnyPeer.add(part);
       for (const peer of rule.peers) {
@@ -510,9 +549,9 @@ export class PolicyEngine {
         parts.add(part);
       }
     }
+    this.partSelectors.set(part, { subject, peers });
     // Identities of a fresh subject are marked dirty once the selector is evaluated (updateSelectors);
     // a subject selector already cached is up to date now.
-    const subject = this.selectors.get(part.subject.key)!;
     if (!subject.fresh) for (const id of subject.matches) this.attachPart(id, part);
   }
 
@@ -532,6 +571,7 @@ export class PolicyEngine {
       }
     }
     this.namedEgressAnyPeer.delete(part);
+    this.partSelectors.delete(part);
   }
 
   private attachPart(id: number, part: CompiledPart): void {
@@ -677,6 +717,7 @@ export class PolicyEngine {
         portsKey: portsKeyOf(pod),
         ...(prev?.result && { result: prev.result }),
         dirty: false,
+        handle: prev ? prev.handle : this.handles.get(key),
       };
       if (prev) this.releasePodResources(prev);
       this.pods.set(key, rec);
@@ -875,7 +916,7 @@ export class PolicyEngine {
 
   /** The peers of a part changed: every identity it applies to needs its entries patched. */
   private markSubjects(part: CompiledPart): void {
-    for (const id of this.selectors.get(part.subject.key)?.matches ?? []) this.patchIds.add(id);
+    for (const id of this.partSelectors.get(part)?.subject.matches ?? []) this.patchIds.add(id);
   }
 
   private markNamedPortUsers(): void {
@@ -894,7 +935,7 @@ export class PolicyEngine {
 
   // ---- endpoint policies ----
 
-  private collect(): PolicyDelta {
+  private collect(): PolicyDelta<Handle> {
     const recompute = (ident: IdentityRecord | undefined) => {
       if (!ident) return;
       ident.cache = undefined;
@@ -923,13 +964,16 @@ export class PolicyEngine {
       }
       for (const slot of cache.byPorts.values()) {
         const old = slot.computed;
-        let patched = sharedPatches.get(slot.shared);
+        let patched = patchedFrom.get(old);
         if (!patched) {
-          patched = this.patch(id, old, peers);
-          sharedPatches.set(slot.shared, patched);
-          this.flushShared.set(slot.shared, patched.next);
+          patched = sharedPatches.get(slot.shared);
+          if (!patched) {
+            patched = this.patch(id, old, peers);
+            sharedPatches.set(slot.shared, patched);
+            this.flushShared.set(slot.shared, patched.next);
+          }
+          patchedFrom.set(old, patched);
         }
-        if (patched.next !== old) patchedFrom.set(old, patched);
         slot.computed = patched.next;
       }
       patchedIds.push(ident);
@@ -938,12 +982,10 @@ export class PolicyEngine {
     this.patchIds.clear();
     this.changedPeers.clear();
     this.flushShared.clear();
-    const endpoints = new Map<string, EndpointPolicy>();
-    const changedPeers = new Map<string, PeerPolicyChange>();
+    const delta = new CollectedDelta<Handle>();
     const take = (rec: PodRecord, next: Computed, change: PeerPolicyChange | null | undefined) => {
       rec.result = next;
-      endpoints.set(rec.key, next.policy);
-      if (change) changedPeers.set(rec.key, change);
+      delta.add(rec.key, next.policy, change ?? undefined, rec.handle as Handle | undefined);
       if (this.removedEndpoints.size > 0) this.removedEndpoints.delete(rec.key);
     };
     for (const ident of patchedIds) {
@@ -975,21 +1017,16 @@ export class PolicyEngine {
     this.comparisons = new WeakMap();
     const removedEndpoints = [...this.removedEndpoints].filter((k) => !this.pods.get(k)?.result);
     this.removedEndpoints.clear();
-    const endpointIdentities = new Map<string, number>();
     for (const key of this.identityChanged) {
       const rec = this.pods.get(key);
       if (rec?.endpoint && rec.identity !== 0 && rec.result)
-        endpointIdentities.set(key, rec.identity);
+        delta.endpointIdentities.set(key, rec.identity);
     }
     this.identityChanged.clear();
-    return {
-      endpoints,
-      changedPeers,
-      removedEndpoints,
-      endpointIdentities,
-      ipcache: this.collectIpcache(),
-      identities: this.lastUniverseChange,
-    };
+    delta.removedEndpoints = removedEndpoints;
+    delta.ipcache = this.collectIpcache();
+    delta.identities = this.lastUniverseChange;
+    return delta;
   }
 
   private collectIpcache(): PolicyDelta['ipcache'] {
@@ -1180,11 +1217,6 @@ export class PolicyEngine {
     return { next, change: { peers, entries: added } };
   }
 
-  private selectsAny(selectorKey: string, ids: ReadonlySet<number>): boolean {
-    const matches = this.selectors.get(selectorKey)!.matches;
-    for (const id of ids) if (matches.has(id)) return true;
-    return false;
-  }
 
   private build(id: number, ownPorts: Pod['ports'], restrict?: ReadonlySet<number>): Computed {
     const parts = this.partsByIdentity.get(id) ?? EMPTY_PARTS;
@@ -1216,13 +1248,13 @@ export class PolicyEngine {
     for (const part of parts) {
       ingressEnforced ||= part.enforce.ingress;
       egressEnforced ||= part.enforce.egress;
-      for (const rule of part.rules) {
+      const partPeers = this.partSelectors.get(part)!.peers;
+      for (let r = 0; r < part.rules.length; r++) {
+        const rule = part.rules[r]!;
+        const peers = partPeers[r]!;
         // Restricted to some peers (a patch): a rule none of whose peers is one of them adds nothing.
-        if (restrict && !rule.anyPeer && !rule.peers.some((p) => this.selectsAny(p.selector.key, restrict)))
-          continue;
-        const peerSets = rule.anyPeer
-          ? [ANY_PEER]
-          : rule.peers.map((p) => this.selectors.get(p.selector.key)!.matches);
+        if (restrict && !rule.anyPeer && !peers.some((p) => selectsAny(p.matches, restrict))) continue;
+        const peerSets = rule.anyPeer ? [ANY_PEER] : peers.map((p) => p.matches);
         if (rule.ports === null) {
           const g = packGroup(rule, 0, 0, 0);
           for (const set of peerSets) add(g, set);
@@ -1278,6 +1310,11 @@ export class PolicyEngine {
     groupStarts.push(entries.length);
     return { policy: { ingressEnforced, egressEnforced, entries }, ownPorts, l7, groupKeys, groupStarts };
   }
+}
+
+function selectsAny(matches: ReadonlySet<number>, ids: ReadonlySet<number>): boolean {
+  for (const id of ids) if (matches.has(id)) return true;
+  return false;
 }
 
 const ANY_PEER: ReadonlySet<number> = new Set([0]);
@@ -1344,15 +1381,53 @@ function sameEntry(x: PolicyEntry, y: PolicyEntry): boolean {
   );
 }
 
-function emptyDelta(): PolicyDelta {
-  return {
-    endpoints: new Map(),
-    changedPeers: new Map(),
-    removedEndpoints: [],
-    endpointIdentities: new Map(),
-    ipcache: { upserted: [], removed: [] },
-    identities: { added: [], removed: [] },
-  };
+/**
+ * A flush's delta. The changed endpoints are kept as parallel arrays (a change can reach thousands
+ * of them); the maps by key are built when first read.
+ */
+class CollectedDelta<Handle> implements PolicyDelta<Handle> {
+  removedEndpoints: string[] = [];
+  readonly endpointIdentities = new Map<string, number>();
+  ipcache: PolicyDelta['ipcache'] = { upserted: [], removed: [] };
+  identities: PolicyDelta['identities'] = { added: [], removed: [] };
+  private readonly keys: string[] = [];
+  private readonly policies: EndpointPolicy[] = [];
+  private readonly changes: (PeerPolicyChange | undefined)[] = [];
+  private readonly handles: (Handle | undefined)[] = [];
+  private byKey?: Map<string, EndpointPolicy>;
+  private changesByKey?: Map<string, PeerPolicyChange>;
+
+  /** Each endpoint once per flush (collect takes a record at most once). */
+  add(key: string, policy: EndpointPolicy, change: PeerPolicyChange | undefined, handle: Handle | undefined): void {
+    this.keys.push(key);
+    this.policies.push(policy);
+    this.changes.push(change);
+    this.handles.push(handle);
+  }
+
+  get endpoints(): Map<string, EndpointPolicy> {
+    if (!this.byKey) {
+      this.byKey = new Map();
+      for (let i = 0; i < this.keys.length; i++) this.byKey.set(this.keys[i]!, this.policies[i]!);
+    }
+    return this.byKey;
+  }
+
+  get changedPeers(): Map<string, PeerPolicyChange> {
+    if (!this.changesByKey) {
+      this.changesByKey = new Map();
+      for (let i = 0; i < this.keys.length; i++) {
+        const change = this.changes[i];
+        if (change) this.changesByKey.set(this.keys[i]!, change);
+      }
+    }
+    return this.changesByKey;
+  }
+
+  forEachEndpoint(fn: EndpointVisitor<Handle>): void {
+    for (let i = 0; i < this.keys.length; i++)
+      fn(this.policies[i]!, this.changes[i], this.handles[i], this.keys[i]!);
+  }
 }
 
 /** An identity's named ports, in one comparable string. */

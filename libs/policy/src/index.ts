@@ -31,6 +31,7 @@ export { compilePolicy, type PolicyWarning } from './compile';
 export {
   PolicyEngine,
   type EndpointStatus,
+  type EndpointVisitor,
   type PolicyDelta,
   type PolicyEngineOptions,
   type PolicyStatus,
