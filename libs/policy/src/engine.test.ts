@@ -33,6 +33,39 @@ function setup(nodeName?: string) {
   return { fx, engine, delta, pod };
 }
 
+describe('PolicyEngine endpoint handles', () => {
+  it('hands back what was bound to each changed endpoint, before or after its pod is known', () => {
+    const fx = buildNetpolFixture();
+    const engine = new PolicyEngine<{ tag: string }>();
+    engine.bindEndpoint('x/a', { tag: 'bound before the pod' });
+    engine.transaction((w) => {
+      fx.namespaces.forEach((n) => w.upsertNamespace(n));
+      fx.pods.forEach((p) => w.upsertPod(p));
+    });
+    engine.bindEndpoint('x/b', { tag: 'bound after' });
+    const delta = engine.upsertPolicy(allowFromB);
+    const seen = new Map<string, string | undefined>();
+    delta.forEachEndpoint((policy, change, handle, key) => {
+      expect(delta.endpoints.get(key)).toBe(policy);
+      expect(delta.changedPeers.get(key)).toBe(change);
+      seen.set(key, handle?.tag);
+    });
+    expect(seen.size).toBe(delta.endpoints.size);
+    expect(seen.get('x/a')).toBe('bound before the pod');
+    // A policy selecting x/b: its handle comes back; once unbound, none does.
+    const selectB = np('x', 'select-b', { podSelector: { matchLabels: { pod: 'b' } }, ingress: [{}] });
+    const tags: (string | undefined)[] = [];
+    engine.upsertPolicy(selectB).forEachEndpoint((_p, _c, handle, key) => {
+      if (key === 'x/b') tags.push(handle?.tag);
+    });
+    engine.bindEndpoint('x/b', undefined);
+    engine.deletePolicy(`${selectB.kind}/x/select-b`).forEachEndpoint((_p, _c, handle, key) => {
+      if (key === 'x/b') tags.push(handle?.tag);
+    });
+    expect(tags).toEqual(['bound after', undefined]);
+  });
+});
+
 describe('PolicyEngine incremental updates', () => {
   it('reports every endpoint, identity and ipcache entry on the first load', () => {
     const { engine, delta } = setup();
