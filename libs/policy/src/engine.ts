@@ -304,7 +304,6 @@ export class PolicyEngine<Handle = unknown> {
     return next;
   }
 
-  /** Several mutations, one recomputation; returns the combined delta. */
   /**
    * Binds the caller's object to an endpoint by `namespace/name` (undefined: unbinds), before or
    * after the pod is known; every delta's `forEachEndpoint` hands it back with the endpoint.
@@ -316,6 +315,7 @@ export class PolicyEngine<Handle = unknown> {
     if (rec) rec.handle = handle;
   }
 
+  /** Several mutations, one recomputation; returns the combined delta. */
   transaction(fn: (writer: PolicyWriter) => void): PolicyDelta<Handle> {
     return this.run(fn);
   }

@@ -155,8 +155,9 @@ export function normalise(result: unknown, names: Record<string, string> = {}): 
 export function ping(ns: string | { name: string }, to: string): boolean {
   const name = typeof ns === 'string' ? ns : ns.name;
   const family = to.includes(':') ? '-6' : '-4';
-  // Up to 3 echoes, the first reply wins: under a loaded CI host (VM tests beside the suite) a first
-  // echo, which also waits for ARP, was seen to miss a 2 s wait. A path that drops fails all three.
+  // An echo a second for up to 6 s, the first reply wins: under a loaded CI host (VM tests beside
+  // the suite) a single echo, which also waits for ARP, was seen to miss a 2 s wait. A path that
+  // drops fails them all.
   try {
     execFileSync('ip', ['netns', 'exec', name, 'ping', family, '-c1', '-w6', '-W2', to], { stdio: 'ignore' });
     return true;
