@@ -147,7 +147,9 @@ const peerCompilations = new WeakMap<PeerPolicyChange, CompiledByIdentity>();
 export function compilePeerEntries(policy: EndpointPolicy, change: PeerPolicyChange): CompiledByIdentity {
   let out = peerCompilations.get(change);
   if (!out) {
-    out = groupByIdentity(compilePolicy({ ...policy, entries: [...change.entries] }));
+    // Not a spread of `policy`: its entries may be computed when read, and only the change's are needed.
+    const { ingressEnforced, egressEnforced } = policy;
+    out = groupByIdentity(compilePolicy({ ingressEnforced, egressEnforced, entries: [...change.entries] }));
     peerCompilations.set(change, out);
   }
   return out;

@@ -176,17 +176,19 @@ interface PatchedResult {
 }
 
 interface Computed {
-  policy: EndpointPolicy;
+  policy: RunPolicy;
   /** The container ports named ingress ports were resolved against. */
   ownPorts: Pod['ports'];
   l7: boolean;
   /**
-   * The entries' runs of one packed group (direction, verdict, protocol, ports), ascending, and
-   * where each starts (one more: the end): a patch binary-searches a peer's entries in each run
-   * instead of reading every entry (each a separate object, so a cache miss on a large heap).
+   * The entries in runs, each of one packed group (direction, verdict, protocol, ports) and
+   * ascending by identity, the runs in ascending group order; runKeys[i] is runs[i]'s group. A
+   * patch copies only the runs holding a changed peer and shares the rest with the result it
+   * patched: a named-port change patches a hundred results, and copying each whole one was most
+   * of the change's time and of what the next scavenges had to copy.
    */
-  groupKeys: number[];
-  groupStarts: number[];
+  runKeys: number[];
+  runs: PolicyEntry[][];
 }
 
 const EMPTY_PARTS: ReadonlySet<CompiledPart> = new Set();
@@ -1095,7 +1097,7 @@ export class PolicyEngine<Handle = unknown> {
     let byNext = this.comparisons.get(prev);
     if (!byNext) this.comparisons.set(prev, (byNext = new WeakMap()));
     let same = byNext.get(next);
-    if (same === undefined) byNext.set(next, (same = samePolicy(prev.policy, next.policy)));
+    if (same === undefined) byNext.set(next, (same = sameResult(prev, next)));
     return same;
   }
 
@@ -1118,105 +1120,120 @@ export class PolicyEngine<Handle = unknown> {
     return key;
   }
 
-  /** Redoes only the entries whose peer is in `peers`; the rest of `old` is kept. */
-  private patch(
-    id: number,
-    old: Computed,
-    peers: ReadonlySet<number>,
-  ): { next: Computed; change: PeerPolicyChange | null } {
+  /** Redoes only the entries whose peer is in `peers`; the rest of `old` is kept (and shared). */
+  private patch(id: number, old: Computed, peers: ReadonlySet<number>): PatchedResult {
     const fresh = this.build(id, old.ownPorts, peers);
-    const added = fresh.policy.entries;
-    const entries = old.policy.entries;
-    const keys = old.groupKeys;
-    const starts = old.groupStarts;
-    // The changed peers' entries: per group, by binary search on the identity (a few peers), or
-    // one scan (many).
-    const droppedAt: number[] = [];
-    const droppedPerGroup = new Array<number>(keys.length).fill(0);
-    if (peers.size <= 4) {
-      const ids = [...peers].sort((a, b) => a - b);
-      for (let g = 0; g < keys.length; g++) {
-        let lo = starts[g]!;
-        const end = starts[g + 1]!;
-        for (const pid of ids) {
-          let hi = end;
+    const { runs, runKeys: keys } = old;
+    const { runs: freshRuns, runKeys: freshKeys } = fresh;
+    // Pass 1: the runs holding a changed peer (by binary search for a few peers, one scan for
+    // many), and whether what they hold of them is what the fresh build has (then nothing changed).
+    const touched: number[] = [];
+    const droppedIn: number[] = [];
+    const sortedPeers = peers.size <= 4 ? [...peers].sort((x, y) => x - y) : undefined;
+    let fr = 0;
+    let fi = 0;
+    let same = true;
+    const dropped = (e: PolicyEntry) => {
+      if (!same) return;
+      if (fr === freshRuns.length || !sameEntry(e, freshRuns[fr]![fi]!)) same = false;
+      else if (++fi === freshRuns[fr]!.length) {
+        fr++;
+        fi = 0;
+      }
+    };
+    for (let r = 0; r < runs.length; r++) {
+      const run = runs[r]!;
+      let n = 0;
+      if (sortedPeers) {
+        const first = run[0]!.identity;
+        const last = run[run.length - 1]!.identity;
+        let lo = 0;
+        for (const pid of sortedPeers) {
+          if (pid < first || pid > last) continue;
+          let hi = run.length;
           while (lo < hi) {
             const mid = (lo + hi) >>> 1;
-            if (entries[mid]!.identity < pid) lo = mid + 1;
+            if (run[mid]!.identity < pid) lo = mid + 1;
             else hi = mid;
           }
-          if (lo < end && entries[lo]!.identity === pid) {
-            droppedAt.push(lo++);
-            droppedPerGroup[g]!++;
+          if (lo < run.length && run[lo]!.identity === pid) {
+            dropped(run[lo++]!);
+            n++;
           }
         }
-      }
-    } else {
-      let g = 0;
-      for (let i = 0; i < entries.length; i++) {
-        while (i >= starts[g + 1]!) g++;
-        if (peers.has(entries[i]!.identity)) {
-          droppedAt.push(i);
-          droppedPerGroup[g]!++;
+      } else {
+        for (const e of run) {
+          if (!peers.has(e.identity)) continue;
+          dropped(e);
+          n++;
         }
       }
+      if (n === 0) continue;
+      touched.push(r);
+      droppedIn.push(n);
     }
-    if (sameDropped(entries, droppedAt, added)) return { next: old, change: null };
-    // Where each added entry goes (same order; ties are with dropped entries), then one pass fills
-    // the result, allocated once at its size (a result is kept: growing it left garbage to copy).
-    const merged = new Array<PolicyEntry>(entries.length - droppedAt.length + added.length);
-    const groupKeys: number[] = [];
-    const groupStarts: number[] = [];
-    let k = 0;
-    let from = 0;
-    let d = 0;
-    let g = 0; // the old group being copied
-    const copyTo = (to: number) => {
-      for (; from < to; from++) {
-        if (droppedAt[d] === from) d++;
-        else merged[k++] = entries[from]!;
+    if (same && fr === freshRuns.length) return { next: old, change: null };
+    // Pass 2: the runs in group order; a run neither dropping nor gaining entries is shared.
+    const nextKeys: number[] = [];
+    const nextRuns: PolicyEntry[][] = [];
+    const emit = (key: number, run: PolicyEntry[]) => {
+      if (run.length <= 2 * RUN_SIZE) {
+        if (run.length > 0) {
+          nextKeys.push(key);
+          nextRuns.push(run);
+        }
+        return;
+      }
+      for (const piece of splitRun(run)) {
+        nextKeys.push(key);
+        nextRuns.push(piece);
       }
     };
-    /** Copies the old groups before `key` (each started in the result if it keeps an entry). */
-    const copyGroupsBefore = (key: number) => {
-      for (; g < keys.length && keys[g]! < key; g++) {
-        if (starts[g + 1]! - starts[g]! - droppedPerGroup[g]! === 0) {
-          copyTo(starts[g + 1]!);
+    let t = 0;
+    let r = 0;
+    let f = 0;
+    while (r < runs.length || f < freshRuns.length) {
+      const oldKey = r < runs.length ? keys[r]! : Infinity;
+      const freshKey = f < freshRuns.length ? freshKeys[f]! : Infinity;
+      if (freshKey < oldKey) {
+        // A group the old result has no entry in.
+        emit(freshKey, freshRuns[f++]!);
+        continue;
+      }
+      // The group's fresh entries (usually one run) go into its old runs by identity: each run
+      // takes those below the next run's first identity.
+      let adding: readonly PolicyEntry[] = NO_ENTRIES;
+      if (freshKey === oldKey) {
+        adding = freshRuns[f++]!;
+        while (f < freshRuns.length && freshKeys[f] === oldKey) adding = adding.concat(freshRuns[f++]!);
+      }
+      let a = 0;
+      for (; r < runs.length && keys[r] === oldKey; r++) {
+        const run = runs[r]!;
+        const lastOfGroup = r + 1 === runs.length || keys[r + 1] !== oldKey;
+        const bound = lastOfGroup ? Infinity : runs[r + 1]![0]!.identity;
+        let aEnd = a;
+        while (aEnd < adding.length && adding[aEnd]!.identity < bound) aEnd++;
+        const drops = touched[t] === r ? droppedIn[t++]! : 0;
+        if (drops === 0 && aEnd === a) {
+          nextKeys.push(oldKey);
+          nextRuns.push(run);
           continue;
         }
-        groupKeys.push(keys[g]!);
-        groupStarts.push(k);
-        copyTo(starts[g + 1]!);
+        emit(oldKey, mergeRun(run, drops > 0 ? peers : undefined, run.length - drops, adding, a, aEnd));
+        a = aEnd;
       }
-    };
-    for (let f = 0; f < fresh.groupKeys.length; f++) {
-      const key = fresh.groupKeys[f]!;
-      copyGroupsBefore(key);
-      groupKeys.push(key);
-      groupStarts.push(k);
-      const same = g < keys.length && keys[g] === key;
-      const end = same ? starts[g + 1]! : from;
-      for (let a = fresh.groupStarts[f]!; a < fresh.groupStarts[f + 1]!; a++) {
-        const entry = added[a]!;
-        let lo = from;
-        let hi = end;
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1;
-          if (entries[mid]!.identity <= entry.identity) lo = mid + 1;
-          else hi = mid;
-        }
-        copyTo(lo);
-        merged[k++] = entry;
-      }
-      if (same) copyTo(starts[++g]!);
     }
-    copyGroupsBefore(Infinity);
-    groupStarts.push(k);
     // Same parts, same L7 rules: a restricted build skips rules, so its own l7 may be short.
-    const next = { ...fresh, l7: old.l7, policy: { ...fresh.policy, entries: merged }, groupKeys, groupStarts };
-    return { next, change: { peers, entries: added } };
+    const next: Computed = {
+      policy: new RunPolicy(fresh.policy.ingressEnforced, fresh.policy.egressEnforced, nextRuns),
+      ownPorts: fresh.ownPorts,
+      l7: old.l7,
+      runKeys: nextKeys,
+      runs: nextRuns,
+    };
+    return { next, change: { peers, entries: fresh.policy.entries } };
   }
-
 
   private build(id: number, ownPorts: Pod['ports'], restrict?: ReadonlySet<number>): Computed {
     const parts = this.partsByIdentity.get(id) ?? EMPTY_PARTS;
@@ -1288,27 +1305,30 @@ export class PolicyEngine<Handle = unknown> {
         }
       }
     }
-    const entries: PolicyEntry[] = [];
-    const groupKeys: number[] = [];
-    const groupStarts: number[] = [];
-    for (const g of [...groups.keys()].sort((a, b) => a - b)) {
-      const ids = [...groups.get(g)!].sort((a, b) => a - b);
+    const runKeys: number[] = [];
+    const runs: PolicyEntry[][] = [];
+    for (const g of [...groups.keys()].sort((x, y) => x - y)) {
+      const ids = [...groups.get(g)!].sort((x, y) => x - y);
       if (ids.length === 0) continue;
-      groupKeys.push(g);
-      groupStarts.push(entries.length);
       const e = unpackGroup(g);
-      for (const identity of ids)
-        entries.push({
-          identity,
-          protocol: e.protocol,
-          portLow: e.portLow,
-          portHigh: e.portHigh,
-          direction: e.direction,
-          verdict: e.verdict,
-        });
+      const pieces = Math.ceil(ids.length / RUN_SIZE);
+      for (let p = 0; p < pieces; p++) {
+        const from = Math.floor((p * ids.length) / pieces);
+        const run = new Array<PolicyEntry>(Math.floor(((p + 1) * ids.length) / pieces) - from);
+        for (let i = 0; i < run.length; i++)
+          run[i] = {
+            identity: ids[from + i]!,
+            protocol: e.protocol,
+            portLow: e.portLow,
+            portHigh: e.portHigh,
+            direction: e.direction,
+            verdict: e.verdict,
+          };
+        runKeys.push(g);
+        runs.push(run);
+      }
     }
-    groupStarts.push(entries.length);
-    return { policy: { ingressEnforced, egressEnforced, entries }, ownPorts, l7, groupKeys, groupStarts };
+    return { policy: new RunPolicy(ingressEnforced, egressEnforced, runs), ownPorts, l7, runKeys, runs };
   }
 }
 
@@ -1320,6 +1340,77 @@ function selectsAny(matches: ReadonlySet<number>, ids: ReadonlySet<number>): boo
 const ANY_PEER: ReadonlySet<number> = new Set([0]);
 const EMPTY_IDS: ReadonlySet<number> = new Set();
 const PATCH_LIMIT = 256;
+/** Entries per run of a built result (a patched run is split past twice this). */
+const RUN_SIZE = 32;
+const NO_ENTRIES: readonly PolicyEntry[] = [];
+
+/** `run` without the entries of `peers` (none if undefined; `kept` remain), with adding[from, to) merged in by identity. */
+function mergeRun(
+  run: readonly PolicyEntry[],
+  peers: ReadonlySet<number> | undefined,
+  kept: number,
+  adding: readonly PolicyEntry[],
+  from: number,
+  to: number,
+): PolicyEntry[] {
+  // Allocated once at its size: a result is kept, and growing it left garbage to copy.
+  const out = new Array<PolicyEntry>(kept + to - from);
+  let k = 0;
+  let a = from;
+  for (const e of run) {
+    if (peers?.has(e.identity)) continue;
+    while (a < to && adding[a]!.identity < e.identity) out[k++] = adding[a++]!;
+    out[k++] = e;
+  }
+  while (a < to) out[k++] = adding[a++]!;
+  return out;
+}
+
+/** A run grown past twice RUN_SIZE, cut into runs of about RUN_SIZE. */
+function splitRun(run: readonly PolicyEntry[]): PolicyEntry[][] {
+  const pieces = Math.ceil(run.length / RUN_SIZE);
+  const out: PolicyEntry[][] = [];
+  for (let p = 0; p < pieces; p++)
+    out.push(run.slice(Math.floor((p * run.length) / pieces), Math.floor(((p + 1) * run.length) / pieces)));
+  return out;
+}
+
+function flattenRuns(runs: readonly (readonly PolicyEntry[])[]): PolicyEntry[] {
+  let n = 0;
+  for (const run of runs) n += run.length;
+  const out = new Array<PolicyEntry>(n);
+  let k = 0;
+  for (const run of runs) for (const e of run) out[k++] = e;
+  return out;
+}
+
+/**
+ * A result's endpoint policy. Its entries are the result's runs, flattened each time they are
+ * read: the datapath reads them only for a full write (a patch hands it the changed peers'
+ * entries), so patched results never hold a flat copy. `entries` is an own enumerable accessor,
+ * so spreads, JSON and deep equality see a plain EndpointPolicy.
+ */
+class RunPolicy implements EndpointPolicy {
+  readonly ingressEnforced: boolean;
+  readonly egressEnforced: boolean;
+  declare readonly entries: PolicyEntry[];
+  readonly #runs: readonly (readonly PolicyEntry[])[];
+
+  constructor(ingressEnforced: boolean, egressEnforced: boolean, runs: readonly (readonly PolicyEntry[])[]) {
+    this.ingressEnforced = ingressEnforced;
+    this.egressEnforced = egressEnforced;
+    this.#runs = runs;
+    Object.defineProperty(this, 'entries', RunPolicy.#entries);
+  }
+
+  // One descriptor for every instance, so that they share one hidden class.
+  static readonly #entries: PropertyDescriptor = {
+    enumerable: true,
+    get(this: RunPolicy): PolicyEntry[] {
+      return flattenRuns(this.#runs);
+    },
+  };
+}
 
 const PORT_SPAN = 65536;
 
@@ -1348,26 +1439,38 @@ function unpackGroup(g: number): Omit<PolicyEntry, 'identity'> {
   };
 }
 
-function samePolicy(a: EndpointPolicy, b: EndpointPolicy): boolean {
-  if (a === b) return true;
+function sameResult(a: Computed, b: Computed): boolean {
   return (
-    a.ingressEnforced === b.ingressEnforced &&
-    a.egressEnforced === b.egressEnforced &&
-    sameEntries(a.entries, b.entries)
+    a.policy.ingressEnforced === b.policy.ingressEnforced &&
+    a.policy.egressEnforced === b.policy.egressEnforced &&
+    sameRuns(a.runs, b.runs)
   );
 }
 
-/** Whether entries[at[0]], entries[at[1]], ... are the same entries as `b`. */
-function sameDropped(entries: readonly PolicyEntry[], at: readonly number[], b: readonly PolicyEntry[]): boolean {
-  if (at.length !== b.length) return false;
-  for (let i = 0; i < at.length; i++) if (!sameEntry(entries[at[i]!]!, b[i]!)) return false;
-  return true;
-}
-
-function sameEntries(a: readonly PolicyEntry[], b: readonly PolicyEntry[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (!sameEntry(a[i]!, b[i]!)) return false;
-  return true;
+/** Whether two runs lists hold the same entries (runs may be cut differently; shared ones are skipped). */
+function sameRuns(a: readonly (readonly PolicyEntry[])[], b: readonly (readonly PolicyEntry[])[]): boolean {
+  let ra = 0;
+  let ia = 0;
+  let rb = 0;
+  let ib = 0;
+  for (;;) {
+    if (ra < a.length && ia === a[ra]!.length) {
+      ra++;
+      ia = 0;
+    } else if (rb < b.length && ib === b[rb]!.length) {
+      rb++;
+      ib = 0;
+    } else if (ra === a.length || rb === b.length) {
+      return ra === a.length && rb === b.length;
+    } else if (ia === 0 && ib === 0 && a[ra] === b[rb]) {
+      ra++;
+      rb++;
+    } else {
+      if (!sameEntry(a[ra]![ia]!, b[rb]![ib]!)) return false;
+      ia++;
+      ib++;
+    }
+  }
 }
 
 function sameEntry(x: PolicyEntry, y: PolicyEntry): boolean {

@@ -230,3 +230,96 @@ function checkChangedPeers(before: Map<string, EndpointPolicy>, delta: PolicyDel
   }
   return delta.changedPeers.size;
 }
+
+describe('incremental engine with many peers per rule', () => {
+  // Groups of ~160 peers: results are held in several runs each, patched runs merge, grow and split.
+  it.each([21, 22, 23])('random peer changes equal a full recomputation (seed %i)', (seed) => {
+    const r = rng(seed);
+    const int = (n: number) => Math.floor(r() * n);
+    const ns: Namespace = { name: 'x', labels: { ns: 'x' } };
+    const peer = (k: number, label: number, port: number): Pod => ({
+      namespace: 'x',
+      name: `p${k}`,
+      labels: { i: String(label) },
+      ips: [`10.1.${k >> 8}.${k & 255}`],
+      ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
+    });
+    const pods = new Map<string, Pod>();
+    for (let k = 0; k < 160; k++) pods.set(`p${k}`, peer(k, k, 8080 + (k % 2)));
+    for (let s = 0; s < 3; s++)
+      pods.set(`s${s}`, {
+        namespace: 'x',
+        name: `s${s}`,
+        labels: { role: 'server' },
+        ips: [`10.2.0.${s + 1}`],
+        ports: [{ name: 'http', containerPort: 80, protocol: 'TCP' }],
+      });
+    const policy = parseNetworkPolicy({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'servers', namespace: 'x' },
+      spec: {
+        podSelector: { matchLabels: { role: 'server' } },
+        ingress: [{ from: [{ podSelector: {} }], ports: [{ port: 81 }, { port: 'http' }] }],
+        egress: [{ to: [{ podSelector: {} }], ports: [{ port: 'http' }] }, { to: [{ podSelector: {} }] }],
+      },
+    });
+    const engine = new PolicyEngine();
+    engine.transaction((w) => {
+      w.upsertNamespace(ns);
+      pods.forEach((p) => w.upsertPod(p));
+      w.upsertPolicy(policy);
+    });
+    let patched = 0;
+    for (let step = 0; step < 50; step++) {
+      const before = engine.endpointPolicies();
+      const delta = engine.transaction((w) => {
+        for (let m = 1 + int(6); m > 0; m--) {
+          const k = int(160);
+          const what = r();
+          if (what < 0.15 && pods.has(`p${k}`)) {
+            pods.delete(`p${k}`);
+            w.deletePod('x', `p${k}`);
+            continue;
+          }
+          const was = pods.get(`p${k}`);
+          const next = peer(
+            k,
+            what < 0.65 || !was ? 160 + int(240) : Number(was.labels.i),
+            what < 0.65 && was ? was.ports[0]!.containerPort : 8080 + int(3),
+          );
+          pods.set(`p${k}`, next);
+          w.upsertPod(next);
+        }
+      });
+      patched += checkChangedPeers(before, delta, `seed ${seed} step ${step}`);
+      const fresh = new PolicyEngine();
+      fresh.transaction((w) => {
+        w.upsertNamespace(ns);
+        pods.forEach((p) => w.upsertPod(p));
+        w.upsertPolicy(policy);
+      });
+      expect(normalised(engine), `seed ${seed} step ${step}`).toEqual(normalised(fresh));
+      for (const [key, p] of engine.endpointPolicies()) expectGroupedAscending(p, `seed ${seed} step ${step} ${key}`);
+    }
+    expect(patched).toBeGreaterThan(0);
+  });
+});
+
+/** Each group's (direction, verdict, protocol, ports) entries are together, ascending by identity. */
+function expectGroupedAscending(p: EndpointPolicy, where: string): void {
+  const seen = new Set<string>();
+  let group = '';
+  let last = -1;
+  const wrong: string[] = [];
+  for (const e of p.entries) {
+    const g = `${e.direction} ${e.verdict} ${e.protocol} ${e.portLow}-${e.portHigh}`;
+    if (g !== group) {
+      if (seen.has(g)) wrong.push(`group ${g} is split`);
+      seen.add(g);
+      group = g;
+    } else if (e.identity <= last) wrong.push(`${g}: ${e.identity} after ${last}`);
+    last = e.identity;
+  }
+  expect(wrong, where).toEqual([]);
+}
