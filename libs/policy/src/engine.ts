@@ -189,6 +189,11 @@ interface Computed {
    */
   runKeys: number[];
   runs: PolicyEntry[][];
+  /**
+   * Each run's first and last identity, in pairs: a patch finds the runs a peer may be in without
+   * reading their entries (each a separate object, so mostly a cache miss on a large heap).
+   */
+  runBounds: number[];
 }
 
 const EMPTY_PARTS: ReadonlySet<CompiledPart> = new Set();
@@ -953,6 +958,8 @@ export class PolicyEngine<Handle = unknown> {
     const patchedFrom = new Map<Computed, PatchedResult>();
     const sharedPatches = new Map<string, PatchedResult>();
     const peers: ReadonlySet<number> = new Set(this.changedPeers);
+    // A few changed peers: each patch binary-searches them, in order.
+    const sortedPeers = peers.size <= 4 ? [...peers].sort((x, y) => x - y) : undefined;
     // Identities whose every cached result was patched: their endpoints move to the successors
     // below without being recomputed (a change can reach thousands of them).
     const patchedIds: IdentityRecord[] = [];
@@ -970,7 +977,7 @@ export class PolicyEngine<Handle = unknown> {
         if (!patched) {
           patched = sharedPatches.get(slot.shared);
           if (!patched) {
-            patched = this.patch(id, old, peers);
+            patched = this.patch(id, old, peers, sortedPeers);
             sharedPatches.set(slot.shared, patched);
             this.flushShared.set(slot.shared, patched.next);
           }
@@ -1121,15 +1128,21 @@ export class PolicyEngine<Handle = unknown> {
   }
 
   /** Redoes only the entries whose peer is in `peers`; the rest of `old` is kept (and shared). */
-  private patch(id: number, old: Computed, peers: ReadonlySet<number>): PatchedResult {
+  private patch(
+    id: number,
+    old: Computed,
+    peers: ReadonlySet<number>,
+    sortedPeers: readonly number[] | undefined,
+  ): PatchedResult {
     const fresh = this.build(id, old.ownPorts, peers);
-    const { runs, runKeys: keys } = old;
+    const { runs, runKeys: keys, runBounds: bounds } = old;
     const { runs: freshRuns, runKeys: freshKeys } = fresh;
-    // Pass 1: the runs holding a changed peer (by binary search for a few peers, one scan for
-    // many), and whether what they hold of them is what the fresh build has (then nothing changed).
+    // Pass 1: the runs holding a changed peer (by binary search for a few peers, sortedPeers; one
+    // scan for many), and whether what they hold of them is what the fresh build has (then nothing changed).
     const touched: number[] = [];
-    const droppedIn: number[] = [];
-    const sortedPeers = peers.size <= 4 ? [...peers].sort((x, y) => x - y) : undefined;
+    // The positions of the changed peers' entries in the touched runs; touched[t]'s end at dropEnd[t].
+    const dropAt: number[] = [];
+    const dropEnd: number[] = [];
     let fr = 0;
     let fi = 0;
     let same = true;
@@ -1143,10 +1156,10 @@ export class PolicyEngine<Handle = unknown> {
     };
     for (let r = 0; r < runs.length; r++) {
       const run = runs[r]!;
-      let n = 0;
+      const n = dropAt.length;
       if (sortedPeers) {
-        const first = run[0]!.identity;
-        const last = run[run.length - 1]!.identity;
+        const first = bounds[2 * r]!;
+        const last = bounds[2 * r + 1]!;
         let lo = 0;
         for (const pid of sortedPeers) {
           if (pid < first || pid > last) continue;
@@ -1157,36 +1170,32 @@ export class PolicyEngine<Handle = unknown> {
             else hi = mid;
           }
           if (lo < run.length && run[lo]!.identity === pid) {
-            dropped(run[lo++]!);
-            n++;
+            dropped(run[lo]!);
+            dropAt.push(lo++);
           }
         }
       } else {
-        for (const e of run) {
-          if (!peers.has(e.identity)) continue;
-          dropped(e);
-          n++;
+        for (let i = 0; i < run.length; i++) {
+          if (!peers.has(run[i]!.identity)) continue;
+          dropped(run[i]!);
+          dropAt.push(i);
         }
       }
-      if (n === 0) continue;
+      if (dropAt.length === n) continue;
       touched.push(r);
-      droppedIn.push(n);
+      dropEnd.push(dropAt.length);
     }
     if (same && fr === freshRuns.length) return { next: old, change: null };
     // Pass 2: the runs in group order; a run neither dropping nor gaining entries is shared.
     const nextKeys: number[] = [];
     const nextRuns: PolicyEntry[][] = [];
+    const nextBounds: number[] = [];
     const emit = (key: number, run: PolicyEntry[]) => {
-      if (run.length <= 2 * RUN_SIZE) {
-        if (run.length > 0) {
-          nextKeys.push(key);
-          nextRuns.push(run);
-        }
-        return;
-      }
-      for (const piece of splitRun(run)) {
+      for (const piece of run.length <= 2 * RUN_SIZE ? [run] : splitRun(run)) {
+        if (piece.length === 0) continue;
         nextKeys.push(key);
         nextRuns.push(piece);
+        nextBounds.push(piece[0]!.identity, piece[piece.length - 1]!.identity);
       }
     };
     let t = 0;
@@ -1211,16 +1220,18 @@ export class PolicyEngine<Handle = unknown> {
       for (; r < runs.length && keys[r] === oldKey; r++) {
         const run = runs[r]!;
         const lastOfGroup = r + 1 === runs.length || keys[r + 1] !== oldKey;
-        const bound = lastOfGroup ? Infinity : runs[r + 1]![0]!.identity;
+        const bound = lastOfGroup ? Infinity : bounds[2 * r + 2]!;
         let aEnd = a;
         while (aEnd < adding.length && adding[aEnd]!.identity < bound) aEnd++;
-        const drops = touched[t] === r ? droppedIn[t++]! : 0;
-        if (drops === 0 && aEnd === a) {
+        const dropFrom = t > 0 ? dropEnd[t - 1]! : 0;
+        const dropTo = touched[t] === r ? dropEnd[t++]! : dropFrom;
+        if (dropTo === dropFrom && aEnd === a) {
           nextKeys.push(oldKey);
           nextRuns.push(run);
+          nextBounds.push(bounds[2 * r]!, bounds[2 * r + 1]!);
           continue;
         }
-        emit(oldKey, mergeRun(run, drops > 0 ? peers : undefined, run.length - drops, adding, a, aEnd));
+        emit(oldKey, mergeRun(run, dropAt, dropFrom, dropTo, adding, a, aEnd));
         a = aEnd;
       }
     }
@@ -1231,6 +1242,7 @@ export class PolicyEngine<Handle = unknown> {
       l7: old.l7,
       runKeys: nextKeys,
       runs: nextRuns,
+      runBounds: nextBounds,
     };
     return { next, change: { peers, entries: fresh.policy.entries } };
   }
@@ -1307,6 +1319,7 @@ export class PolicyEngine<Handle = unknown> {
     }
     const runKeys: number[] = [];
     const runs: PolicyEntry[][] = [];
+    const runBounds: number[] = [];
     for (const g of [...groups.keys()].sort((x, y) => x - y)) {
       const ids = [...groups.get(g)!].sort((x, y) => x - y);
       if (ids.length === 0) continue;
@@ -1326,9 +1339,10 @@ export class PolicyEngine<Handle = unknown> {
           };
         runKeys.push(g);
         runs.push(run);
+        runBounds.push(ids[from]!, ids[from + run.length - 1]!);
       }
     }
-    return { policy: new RunPolicy(ingressEnforced, egressEnforced, runs), ownPorts, l7, runKeys, runs };
+    return { policy: new RunPolicy(ingressEnforced, egressEnforced, runs), ownPorts, l7, runKeys, runs, runBounds };
   }
 }
 
@@ -1344,25 +1358,44 @@ const PATCH_LIMIT = 256;
 const RUN_SIZE = 32;
 const NO_ENTRIES: readonly PolicyEntry[] = [];
 
-/** `run` without the entries of `peers` (none if undefined; `kept` remain), with adding[from, to) merged in by identity. */
+/**
+ * `run` without its entries at dropAt[dropFrom, dropTo) (ascending), with adding[from, to) merged
+ * in by identity. Each added entry's place is binary-searched, so the kept entries are copied
+ * without being read.
+ */
 function mergeRun(
   run: readonly PolicyEntry[],
-  peers: ReadonlySet<number> | undefined,
-  kept: number,
+  dropAt: readonly number[],
+  dropFrom: number,
+  dropTo: number,
   adding: readonly PolicyEntry[],
   from: number,
   to: number,
 ): PolicyEntry[] {
   // Allocated once at its size: a result is kept, and growing it left garbage to copy.
-  const out = new Array<PolicyEntry>(kept + to - from);
+  const out = new Array<PolicyEntry>(run.length - (dropTo - dropFrom) + to - from);
   let k = 0;
-  let a = from;
-  for (const e of run) {
-    if (peers?.has(e.identity)) continue;
-    while (a < to && adding[a]!.identity < e.identity) out[k++] = adding[a++]!;
-    out[k++] = e;
+  let i = 0;
+  let d = dropFrom;
+  const copyTo = (end: number) => {
+    for (; i < end; i++) {
+      if (d < dropTo && dropAt[d] === i) d++;
+      else out[k++] = run[i]!;
+    }
+  };
+  for (let a = from; a < to; a++) {
+    const id = adding[a]!.identity;
+    let lo = i;
+    let hi = run.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (run[mid]!.identity <= id) lo = mid + 1;
+      else hi = mid;
+    }
+    copyTo(lo);
+    out[k++] = adding[a]!;
   }
-  while (a < to) out[k++] = adding[a++]!;
+  copyTo(run.length);
   return out;
 }
 
