@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compilePolicy, portBlocks, PolicyError, toPolicyKey } from './policy-compile';
+import { compilePeerEntries, compilePolicy, portBlocks, PolicyError, toPolicyKey } from './policy-compile';
 import { IPPROTO, type PolicyEntry } from './policy-types';
 
 const entry = (p: Partial<PolicyEntry>): PolicyEntry => ({
@@ -171,5 +171,26 @@ describe('compilePolicy against the longest-prefix lookup the kernel does', () =
             );
           }
     }
+  });
+});
+
+describe('compilePeerEntries', () => {
+  it('compiles one change object once per enforcement, not once for every endpoint', () => {
+    const change = {
+      peers: new Set([300]),
+      entries: [
+        entry({ identity: 300, portLow: 80, portHigh: 80 }),
+        entry({ identity: 300, direction: 'egress', portLow: 53, portHigh: 53 }),
+      ],
+    };
+    const both = { ingressEnforced: true, egressEnforced: true, entries: [] };
+    const ingressOnly = { ingressEnforced: true, egressEnforced: false, entries: [] };
+    const first = compilePeerEntries(both, change);
+    expect([...first.get(300)!.values()].map((e) => e.direction).sort()).toEqual(['egress', 'ingress']);
+    expect(compilePeerEntries({ ...both }, change)).toBe(first);
+    // The same change reaching an endpoint that enforces only ingress: no egress entry for it.
+    expect([...compilePeerEntries(ingressOnly, change).get(300)!.values()].map((e) => e.direction)).toEqual([
+      'ingress',
+    ]);
   });
 });

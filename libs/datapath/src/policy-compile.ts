@@ -140,17 +140,21 @@ export function groupByIdentity(entries: CompiledPolicyEntry[]): CompiledByIdent
 }
 
 // Deny resolution never crosses identities, so the entries of some peers compile on their own.
-// Endpoints given the same change object share its compilation.
-const peerCompilations = new WeakMap<PeerPolicyChange, CompiledByIdentity>();
+// Endpoints given the same change object share its compilation; by enforcement, since a direction
+// not enforced gets no entries (one change can reach endpoints enforcing differently).
+const peerCompilations = new WeakMap<PeerPolicyChange, CompiledByIdentity[]>();
 
 /** The trie entries of a peer-confined change, by identity (memoized per change object). */
 export function compilePeerEntries(policy: EndpointPolicy, change: PeerPolicyChange): CompiledByIdentity {
-  let out = peerCompilations.get(change);
+  const { ingressEnforced, egressEnforced } = policy;
+  const slot = (ingressEnforced ? 1 : 0) + (egressEnforced ? 2 : 0);
+  let byEnforcement = peerCompilations.get(change);
+  if (!byEnforcement) peerCompilations.set(change, (byEnforcement = []));
+  let out = byEnforcement[slot];
   if (!out) {
     // Not a spread of `policy`: its entries may be computed when read, and only the change's are needed.
-    const { ingressEnforced, egressEnforced } = policy;
     out = groupByIdentity(compilePolicy({ ingressEnforced, egressEnforced, entries: [...change.entries] }));
-    peerCompilations.set(change, out);
+    byEnforcement[slot] = out;
   }
   return out;
 }

@@ -960,6 +960,7 @@ export class PolicyEngine<Handle = unknown> {
     const peers: ReadonlySet<number> = new Set(this.changedPeers);
     // A few changed peers: each patch binary-searches them, in order.
     const sortedPeers = peers.size <= 4 ? [...peers].sort((x, y) => x - y) : undefined;
+    const changes = new DistinctChanges();
     // Identities whose every cached result was patched: their endpoints move to the successors
     // below without being recomputed (a change can reach thousands of them).
     const patchedIds: IdentityRecord[] = [];
@@ -978,6 +979,7 @@ export class PolicyEngine<Handle = unknown> {
           patched = sharedPatches.get(slot.shared);
           if (!patched) {
             patched = this.patch(id, old, peers, sortedPeers);
+            if (patched.change !== null) patched.change = changes.intern(patched.change, patched.next.policy);
             sharedPatches.set(slot.shared, patched);
             this.flushShared.set(slot.shared, patched.next);
           }
@@ -1470,6 +1472,32 @@ function unpackGroup(g: number): Omit<PolicyEntry, 'identity'> {
     direction: head >= 2 ? 'egress' : 'ingress',
     verdict: head % 2 === 0 ? 'deny' : 'allow',
   };
+}
+
+/**
+ * A flush's peer changes, one object per distinct content and enforcement: the results of a
+ * hundred policies often change the same way (one peer's port), and the datapath compiles each
+ * change object once (for the enforcement of the policy it first came with).
+ */
+class DistinctChanges {
+  private readonly seen: { change: PeerPolicyChange; ingress: boolean; egress: boolean }[] = [];
+
+  intern(change: PeerPolicyChange, policy: EndpointPolicy): PeerPolicyChange {
+    const ingress = policy.ingressEnforced;
+    const egress = policy.egressEnforced;
+    for (const s of this.seen)
+      if (s.ingress === ingress && s.egress === egress && sameEntryList(s.change.entries, change.entries))
+        return s.change;
+    // Past a few dozen the changes are mostly distinct: stop looking.
+    if (this.seen.length < 32) this.seen.push({ change, ingress, egress });
+    return change;
+  }
+}
+
+function sameEntryList(a: readonly PolicyEntry[], b: readonly PolicyEntry[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!sameEntry(a[i]!, b[i]!)) return false;
+  return true;
 }
 
 function sameResult(a: Computed, b: Computed): boolean {
