@@ -536,7 +536,8 @@ export class Agent implements AgentApiHandlers {
         if (a.reattach) continue;
         try {
           dp.updatePolicy(a.endpoint.endpointId, policy, change);
-          if (a.state) {
+          // A peer change leaves the enforcement as it was (and a.state is one more object to read).
+          if (a.state && change === undefined) {
             a.state.ingressEnforced = policy.ingressEnforced;
             a.state.egressEnforced = policy.egressEnforced;
           }
