@@ -979,7 +979,7 @@ export class PolicyEngine<Handle = unknown> {
           patched = sharedPatches.get(slot.shared);
           if (!patched) {
             patched = this.patch(id, old, peers, sortedPeers);
-            if (patched.change !== null) patched.change = changes.intern(patched.change, patched.next.policy);
+            if (patched.change !== null) patched.change = changes.intern(patched.change);
             sharedPatches.set(slot.shared, patched);
             this.flushShared.set(slot.shared, patched.next);
           }
@@ -1193,12 +1193,14 @@ export class PolicyEngine<Handle = unknown> {
     const nextRuns: PolicyEntry[][] = [];
     const nextBounds: number[] = [];
     const emit = (key: number, run: PolicyEntry[]) => {
-      for (const piece of run.length <= 2 * RUN_SIZE ? [run] : splitRun(run)) {
-        if (piece.length === 0) continue;
-        nextKeys.push(key);
-        nextRuns.push(piece);
-        nextBounds.push(piece[0]!.identity, piece[piece.length - 1]!.identity);
+      if (run.length > 2 * RUN_SIZE) {
+        forEachRunSpan(run.length, (from, to) => emit(key, run.slice(from, to)));
+        return;
       }
+      if (run.length === 0) return;
+      nextKeys.push(key);
+      nextRuns.push(run);
+      nextBounds.push(run[0]!.identity, run[run.length - 1]!.identity);
     };
     let t = 0;
     let r = 0;
@@ -1326,10 +1328,8 @@ export class PolicyEngine<Handle = unknown> {
       const ids = [...groups.get(g)!].sort((x, y) => x - y);
       if (ids.length === 0) continue;
       const e = unpackGroup(g);
-      const pieces = Math.ceil(ids.length / RUN_SIZE);
-      for (let p = 0; p < pieces; p++) {
-        const from = Math.floor((p * ids.length) / pieces);
-        const run = new Array<PolicyEntry>(Math.floor(((p + 1) * ids.length) / pieces) - from);
+      forEachRunSpan(ids.length, (from, to) => {
+        const run = new Array<PolicyEntry>(to - from);
         for (let i = 0; i < run.length; i++)
           run[i] = {
             identity: ids[from + i]!,
@@ -1341,8 +1341,8 @@ export class PolicyEngine<Handle = unknown> {
           };
         runKeys.push(g);
         runs.push(run);
-        runBounds.push(ids[from]!, ids[from + run.length - 1]!);
-      }
+        runBounds.push(ids[from]!, ids[to - 1]!);
+      });
     }
     return { policy: new RunPolicy(ingressEnforced, egressEnforced, runs), ownPorts, l7, runKeys, runs, runBounds };
   }
@@ -1356,7 +1356,7 @@ function selectsAny(matches: ReadonlySet<number>, ids: ReadonlySet<number>): boo
 const ANY_PEER: ReadonlySet<number> = new Set([0]);
 const EMPTY_IDS: ReadonlySet<number> = new Set();
 const PATCH_LIMIT = 256;
-/** Entries per run of a built result (a patched run is split past twice this). */
+/** Entries per run of a built result (a patched run is cut again past twice this). */
 const RUN_SIZE = 32;
 const NO_ENTRIES: readonly PolicyEntry[] = [];
 
@@ -1401,13 +1401,10 @@ function mergeRun(
   return out;
 }
 
-/** A run grown past twice RUN_SIZE, cut into runs of about RUN_SIZE. */
-function splitRun(run: readonly PolicyEntry[]): PolicyEntry[][] {
-  const pieces = Math.ceil(run.length / RUN_SIZE);
-  const out: PolicyEntry[][] = [];
-  for (let p = 0; p < pieces; p++)
-    out.push(run.slice(Math.floor((p * run.length) / pieces), Math.floor(((p + 1) * run.length) / pieces)));
-  return out;
+/** Cuts `length` entries into runs of about RUN_SIZE (as even as they come): each run's [from, to). */
+function forEachRunSpan(length: number, fn: (from: number, to: number) => void): void {
+  const pieces = Math.ceil(length / RUN_SIZE);
+  for (let p = 0; p < pieces; p++) fn(Math.floor((p * length) / pieces), Math.floor(((p + 1) * length) / pieces));
 }
 
 function flattenRuns(runs: readonly (readonly PolicyEntry[])[]): PolicyEntry[] {
@@ -1475,21 +1472,17 @@ function unpackGroup(g: number): Omit<PolicyEntry, 'identity'> {
 }
 
 /**
- * A flush's peer changes, one object per distinct content and enforcement: the results of a
- * hundred policies often change the same way (one peer's port), and the datapath compiles each
- * change object once (for the enforcement of the policy it first came with).
+ * A flush's peer changes, one object per distinct content (its peers are the flush's): the results
+ * of a hundred policies often change the same way (one peer's port), and the datapath compiles
+ * each change object once per enforcement.
  */
 class DistinctChanges {
-  private readonly seen: { change: PeerPolicyChange; ingress: boolean; egress: boolean }[] = [];
+  private readonly seen: PeerPolicyChange[] = [];
 
-  intern(change: PeerPolicyChange, policy: EndpointPolicy): PeerPolicyChange {
-    const ingress = policy.ingressEnforced;
-    const egress = policy.egressEnforced;
-    for (const s of this.seen)
-      if (s.ingress === ingress && s.egress === egress && sameEntryList(s.change.entries, change.entries))
-        return s.change;
+  intern(change: PeerPolicyChange): PeerPolicyChange {
+    for (const c of this.seen) if (sameEntryList(c.entries, change.entries)) return c;
     // Past a few dozen the changes are mostly distinct: stop looking.
-    if (this.seen.length < 32) this.seen.push({ change, ingress, egress });
+    if (this.seen.length < 32) this.seen.push(change);
     return change;
   }
 }
